@@ -1,0 +1,459 @@
+"""One home for caching: cache folder, config hashes, atomic writes, verified array/state stores.
+
+Every cached file is written atomically (temp file in the same folder, fsync, ``os.replace``) and
+carries a manifest with the sha256, shape and dtype of every array plus caller metadata. Loading
+recomputes and checks everything; any mismatch raises :class:`CacheCorruptError`, and
+:func:`cached_arrays` then reports the bad file and recomputes it.
+
+Layout: ``cache_dir()`` is ``$W2S_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/w2s_utils``, else
+``~/.cache/w2s_utils``. Sub-folders are named by kind (``data``, ``wheels``, ``models``, ...).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import re
+import time
+import zipfile
+from collections.abc import Callable, Mapping
+from importlib import metadata
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from w2s_utils import __version__
+
+#: Bump when the on-disk layout of cached entries changes; part of every cache key.
+CACHE_FORMAT = 1
+
+_MANIFEST_KEY = "__manifest__"
+_TMP_RE = re.compile(r"\.tmp-(\d+)-[0-9a-f]+$")
+_STALE_TMP_SECONDS = 3600.0
+
+
+class CacheCorruptError(RuntimeError):
+    """A cached file failed verification (truncated, altered, stale or from another key)."""
+
+    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(
+            f"cache file {self.path} is corrupt or stale: {reason}. "
+            f"It will be recomputed by cached_* helpers; to clear it by hand delete {self.path} "
+            "(or the whole cache folder, see w2s_utils.cache.cache_dir())."
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# folders, keys, versions
+# --------------------------------------------------------------------------------------------
+
+
+def cache_dir(sub: str | None = None) -> Path:
+    """Return (and create) the cache root, or its sub-folder ``sub``."""
+    env = os.environ.get("W2S_CACHE_DIR")
+    if env:
+        root = Path(env).expanduser()
+    else:
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+        root = base / "w2s_utils"
+    if sub:
+        if Path(sub).is_absolute() or ".." in Path(sub).parts:
+            raise ValueError(
+                f"cache_dir: sub={sub!r} must be a relative folder name inside the cache"
+            )
+        root = root / sub
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def versions_that_matter() -> dict[str, Any]:
+    """Versions whose change invalidates cached results (library, cache layout, torch x.y)."""
+    try:
+        torch_version = metadata.version("torch")
+    except metadata.PackageNotFoundError:  # pragma: no cover - torch is a hard dependency
+        torch_version = "none"
+    torch_mm = ".".join(torch_version.split("+")[0].split(".")[:2])
+    return {"w2s_utils": __version__, "cache_format": CACHE_FORMAT, "torch": torch_mm}
+
+
+def _canonical(obj: Any, where: str = "obj") -> Any:
+    """Convert ``obj`` to plain JSON types, rejecting anything without a stable text form."""
+    if obj is None or isinstance(obj, (bool, str)):
+        return obj
+    if isinstance(obj, (int, np.integer)) and not isinstance(obj, bool):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        value = float(obj)
+        if value != value or value in (float("inf"), float("-inf")):
+            return {"__float__": repr(value)}
+        return value
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return _canonical(dataclasses.asdict(obj), where)
+    if isinstance(obj, Mapping):
+        out = {}
+        for k, v in obj.items():
+            if not isinstance(k, str):
+                raise ValueError(f"config_hash: {where} has a non-string key {k!r}; use str keys")
+            out[k] = _canonical(v, f"{where}[{k!r}]")
+        return out
+    if isinstance(obj, (list, tuple)):
+        return [_canonical(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+    raise ValueError(
+        f"config_hash: {where} has type {type(obj).__name__}, which has no stable hash; "
+        "use dataclasses, dicts, lists, tuples, numbers, strings, None or paths"
+    )
+
+
+def canonical_json(obj: Any) -> str:
+    """Canonical JSON text (sorted keys, no spaces) of a config; see :func:`config_hash`."""
+    return json.dumps(_canonical(obj), sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def config_hash(obj: Any, length: int = 16) -> str:
+    """Stable short sha256 hex of the canonical JSON of ``obj`` (dataclasses via ``asdict``)."""
+    if not 1 <= length <= 64:
+        raise ValueError(f"config_hash: length={length} must be between 1 and 64")
+    return hashlib.sha256(canonical_json(obj).encode("utf-8")).hexdigest()[:length]
+
+
+# --------------------------------------------------------------------------------------------
+# atomic writes
+# --------------------------------------------------------------------------------------------
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:  # pragma: no cover - unexpected platforms
+        return True
+    return True
+
+
+def sweep_stale_temps(folder: str | os.PathLike[str], max_age_s: float = _STALE_TMP_SECONDS) -> int:
+    """Delete temp files of dead writers or older than ``max_age_s``; return the count."""
+    folder = Path(folder)
+    removed = 0
+    if not folder.is_dir():
+        return 0
+    now = time.time()
+    for entry in folder.iterdir():
+        m = _TMP_RE.search(entry.name)
+        if not m or not entry.is_file():
+            continue
+        pid = int(m.group(1))
+        try:
+            age = now - entry.stat().st_mtime
+        except FileNotFoundError:
+            continue
+        if (pid != os.getpid() and not _pid_alive(pid)) or age > max_age_s:
+            try:
+                entry.unlink()
+                removed += 1
+            except FileNotFoundError:
+                pass
+    return removed
+
+
+def atomic_write(path: str | os.PathLike[str], writer: Callable[[IO[bytes]], None]) -> Path:
+    """Write a file via ``writer(binary_file)`` so that ``path`` is either absent or complete.
+
+    The data goes to ``.<name>.tmp-<pid>-<rand>`` in the same folder, is fsync'ed and then moved
+    over ``path`` with ``os.replace``. A killed writer leaves only its temp file, which
+    :func:`sweep_stale_temps` (called here) removes once its pid is dead or it is an hour old.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale_temps(path.parent)
+    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{os.urandom(4).hex()}"
+    try:
+        with open(tmp, "wb") as f:
+            writer(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            tmp.unlink()
+        except FileNotFoundError:
+            pass
+        raise
+    try:  # make the rename itself durable where the OS allows it
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:  # pragma: no cover - e.g. some network file systems
+        pass
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# verified numpy array store
+# --------------------------------------------------------------------------------------------
+
+
+def _array_sha256(a: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
+
+
+def _describe(a: np.ndarray) -> dict[str, Any]:
+    return {"sha256": _array_sha256(a), "shape": list(a.shape), "dtype": a.dtype.str}
+
+
+def _check_meta(path: Path, meta: Mapping[str, Any], expect_meta: Mapping[str, Any] | None) -> None:
+    if not expect_meta:
+        return
+    for k, v in expect_meta.items():
+        if k not in meta:
+            raise CacheCorruptError(path, f"metadata lacks key {k!r}")
+        if canonical_json(meta[k]) != canonical_json(v):
+            raise CacheCorruptError(
+                path, f"metadata {k!r} is {meta[k]!r}, expected {v!r} (stale entry)"
+            )
+
+
+def save_arrays(
+    path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]
+) -> Path:
+    """Atomically save ``arrays`` (no object dtypes) plus a manifest with hashes and ``meta``."""
+    path = Path(path)
+    clean: dict[str, np.ndarray] = {}
+    for name, a in arrays.items():
+        if not isinstance(name, str) or not name or name == _MANIFEST_KEY or "/" in name:
+            raise ValueError(f"save_arrays: array name {name!r} is not allowed")
+        a = np.asarray(a)
+        if a.dtype.hasobject:
+            raise ValueError(
+                f"save_arrays: array {name!r} has object dtype; store text as utf-8 bytes "
+                "(see w2s_utils.cache.pack_texts)"
+            )
+        clean[name] = a
+    manifest = {
+        "cache_format": CACHE_FORMAT,
+        "meta": _canonical(dict(meta), "meta"),
+        "arrays": {name: _describe(a) for name, a in clean.items()},
+    }
+    manifest_bytes = json.dumps(manifest, sort_keys=True).encode("utf-8")
+    payload = dict(clean)
+    payload[_MANIFEST_KEY] = np.frombuffer(manifest_bytes, dtype=np.uint8)
+
+    def _write(f: IO[bytes]) -> None:
+        np.savez(f, **payload)
+
+    return atomic_write(path, _write)
+
+
+def load_arrays(
+    path: str | os.PathLike[str], expect_meta: Mapping[str, Any] | None = None
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Load and verify a file written by :func:`save_arrays`; return ``(arrays, meta)``.
+
+    Raises ``FileNotFoundError`` when absent and :class:`CacheCorruptError` when any array's
+    hash/shape/dtype, the manifest, or the ``expect_meta`` items do not match.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"load_arrays: no cache file at {path}")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            names = list(npz.files)
+            if _MANIFEST_KEY not in names:
+                raise CacheCorruptError(path, "no manifest inside the file")
+            manifest = json.loads(npz[_MANIFEST_KEY].tobytes().decode("utf-8"))
+            arrays = {n: npz[n] for n in names if n != _MANIFEST_KEY}
+    except CacheCorruptError:
+        raise
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, UnicodeDecodeError) as e:
+        raise CacheCorruptError(path, f"unreadable ({type(e).__name__}: {e})") from e
+    except Exception as e:  # zlib/zip internals raise assorted errors on damaged files
+        raise CacheCorruptError(path, f"unreadable ({type(e).__name__}: {e})") from e
+    if not isinstance(manifest, dict) or not {"arrays", "meta", "cache_format"} <= set(manifest):
+        raise CacheCorruptError(path, "manifest is malformed")
+    if manifest["cache_format"] != CACHE_FORMAT:
+        raise CacheCorruptError(
+            path, f"cache format {manifest['cache_format']} != current {CACHE_FORMAT}"
+        )
+    described = manifest["arrays"]
+    if not isinstance(described, dict) or set(described) != set(arrays):
+        raise CacheCorruptError(
+            path, f"manifest lists arrays {sorted(described)} but file holds {sorted(arrays)}"
+        )
+    for name, a in arrays.items():
+        want = described[name]
+        got = _describe(a)
+        for field in ("dtype", "shape", "sha256"):
+            if want.get(field) != got[field]:
+                raise CacheCorruptError(
+                    path, f"array {name!r}: {field} {got[field]} != manifest {want.get(field)}"
+                )
+    meta = manifest["meta"]
+    if not isinstance(meta, dict):
+        raise CacheCorruptError(path, "manifest meta is not a dict")
+    _check_meta(path, meta, expect_meta)
+    return arrays, meta
+
+
+def pack_texts(texts: list[str] | tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Encode strings as one utf-8 byte array plus ``len+1`` offsets (no pickle needed)."""
+    encoded = [t.encode("utf-8") for t in texts]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+    if encoded:
+        offsets[1:] = np.cumsum([len(b) for b in encoded])
+    blob = np.frombuffer(b"".join(encoded), dtype=np.uint8).copy()
+    return blob, offsets
+
+
+def unpack_texts(blob: np.ndarray, offsets: np.ndarray) -> list[str]:
+    """Inverse of :func:`pack_texts`."""
+    raw = np.asarray(blob, dtype=np.uint8).tobytes()
+    offs = np.asarray(offsets, dtype=np.int64)
+    if offs.ndim != 1 or len(offs) == 0 or offs[0] != 0 or offs[-1] != len(raw):
+        raise ValueError("unpack_texts: offsets do not match the byte blob")
+    if np.any(np.diff(offs) < 0):
+        raise ValueError("unpack_texts: offsets are not non-decreasing")
+    return [raw[offs[i] : offs[i + 1]].decode("utf-8") for i in range(len(offs) - 1)]
+
+
+# --------------------------------------------------------------------------------------------
+# verified torch state dicts
+# --------------------------------------------------------------------------------------------
+
+
+def _tensor_sha256(t: Any) -> str:
+    import torch
+
+    flat = t.detach().to("cpu").contiguous().reshape(-1)
+    if flat.dtype == torch.bool:
+        flat = flat.to(torch.uint8)
+    return hashlib.sha256(flat.view(torch.uint8).numpy().tobytes()).hexdigest()
+
+
+def _state_manifest(state_dict: Mapping[str, Any]) -> dict[str, Any]:
+    import torch
+
+    out = {}
+    for k, t in state_dict.items():
+        if not isinstance(t, torch.Tensor):
+            raise ValueError(f"save_state: state_dict[{k!r}] is {type(t).__name__}, not a tensor")
+        out[k] = {"sha256": _tensor_sha256(t), "shape": list(t.shape), "dtype": str(t.dtype)}
+    return out
+
+
+def save_state(
+    path: str | os.PathLike[str], state_dict: Mapping[str, Any], meta: Mapping[str, Any]
+) -> Path:
+    """Atomically ``torch.save`` a state dict (tensors moved to CPU) with a verified manifest."""
+    import torch
+
+    tensors = {k: v.detach().to("cpu") for k, v in state_dict.items()}
+    manifest = {
+        "cache_format": CACHE_FORMAT,
+        "meta": _canonical(dict(meta), "meta"),
+        "tensors": _state_manifest(tensors),
+    }
+    obj = {"state": tensors, "manifest": json.dumps(manifest, sort_keys=True)}
+
+    def _write(f: IO[bytes]) -> None:
+        buf = io.BytesIO()
+        torch.save(obj, buf)
+        f.write(buf.getvalue())
+
+    return atomic_write(path, _write)
+
+
+def load_state(
+    path: str | os.PathLike[str],
+    expect_meta: Mapping[str, Any] | None = None,
+    map_location: Any = "cpu",
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Load (``weights_only=True``) and verify a file from :func:`save_state`; -> (state, meta)."""
+    import torch
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"load_state: no cache file at {path}")
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+        manifest = json.loads(obj["manifest"])
+        state = obj["state"]
+    except Exception as e:
+        raise CacheCorruptError(path, f"unreadable ({type(e).__name__}: {e})") from e
+    if not isinstance(manifest, dict) or manifest.get("cache_format") != CACHE_FORMAT:
+        raise CacheCorruptError(path, "manifest is malformed or from another cache format")
+    want = manifest.get("tensors", {})
+    if not isinstance(state, dict) or set(want) != set(state):
+        raise CacheCorruptError(path, "tensor names differ from the manifest")
+    got = _state_manifest(state)
+    for k in want:
+        for field in ("dtype", "shape", "sha256"):
+            if want[k].get(field) != got[k][field]:
+                raise CacheCorruptError(path, f"tensor {k!r}: {field} differs from the manifest")
+    meta = manifest.get("meta")
+    if not isinstance(meta, dict):
+        raise CacheCorruptError(path, "manifest meta is not a dict")
+    _check_meta(path, meta, expect_meta)
+    return state, meta
+
+
+# --------------------------------------------------------------------------------------------
+# the memoiser
+# --------------------------------------------------------------------------------------------
+
+_KEY_META = "_cache_key"
+
+
+def cache_path(key: Any, kind: str, suffix: str = ".npz") -> Path:
+    """Path of the cache entry for ``key`` (plus :func:`versions_that_matter`) in ``kind``."""
+    full = {"kind": kind, "key": _canonical(key, "key"), "versions": versions_that_matter()}
+    return cache_dir(kind) / f"{config_hash(full)}{suffix}"
+
+
+def cached_arrays(
+    key: Any,
+    kind: str,
+    compute: Callable[[], tuple[Mapping[str, np.ndarray], Mapping[str, Any]]],
+    *,
+    refresh: bool = False,
+    log: Callable[[str], None] | None = print,
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Return ``compute()``'s ``(arrays, meta)``, memoised on disk under ``cache_dir(kind)``.
+
+    A valid hit is reloaded and verified; a corrupt or stale file is reported through ``log``
+    (naming the file) and recomputed; a miss is computed and saved atomically. The key includes
+    :func:`versions_that_matter`. ``refresh=True`` recomputes unconditionally.
+    """
+    full = {"kind": kind, "key": _canonical(key, "key"), "versions": versions_that_matter()}
+    path = cache_dir(kind) / f"{config_hash(full)}.npz"
+    if not refresh and path.exists():
+        try:
+            arrays, meta = load_arrays(path, expect_meta={_KEY_META: full})
+            meta.pop(_KEY_META, None)
+            return arrays, meta
+        except CacheCorruptError as e:
+            if log is not None:
+                log(f"[w2s_utils.cache] {e.reason}: {path}; recomputing")
+        except FileNotFoundError:  # removed concurrently
+            pass
+    arrays, meta = compute()
+    arrays = {k: np.asarray(v) for k, v in arrays.items()}
+    meta = dict(meta)
+    if _KEY_META in meta:
+        raise ValueError(f"cached_arrays: compute() meta must not use the reserved key {_KEY_META}")
+    save_arrays(path, arrays, {**meta, _KEY_META: full})
+    return arrays, _canonical(meta, "meta")
