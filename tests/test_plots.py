@@ -167,6 +167,21 @@ def test_reliability_diagram_curves_and_empty_bins():
     assert [t.get_text() for t in ax.get_legend().get_texts()][1:] == ["weak", "student"]
 
 
+def test_reliability_diagram_accepts_metrics_reliability():
+    import torch
+
+    from w2s_utils import metrics
+
+    probs = torch.tensor([0.1, 0.15, 0.6, 0.65, 0.9, 0.95])
+    labels = torch.tensor([0, 0, 1, 0, 1, 1])
+    rel = metrics.reliability(probs, labels, n_bins=5)
+    ax = plots.reliability_diagram({"weak": rel})
+    line = ax.get_lines()[1]
+    kept = rel.count.numpy() > 0
+    np.testing.assert_allclose(line.get_xdata(), rel.confidence.numpy()[kept])
+    np.testing.assert_allclose(line.get_ydata(), rel.accuracy.numpy()[kept])
+
+
 def test_reliability_diagram_single_curve_and_bad_input():
     ax = plots.reliability_diagram({"confidence": [0.3, 0.7], "accuracy": [0.4, 0.6]})
     assert len(ax.get_lines()) == 2

@@ -297,6 +297,12 @@ def _field(obj: Any, names: Sequence[str]) -> Any:
     return None
 
 
+def _as_numpy(values: Any) -> np.ndarray:
+    if hasattr(values, "detach"):  # torch tensor on any device
+        values = values.detach().cpu().numpy()
+    return np.asarray(values, dtype=float).ravel()
+
+
 def _curve_arrays(curve: Any, label: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     if isinstance(curve, tuple | list) and len(curve) in (2, 3):
         conf, acc = curve[0], curve[1]
@@ -311,14 +317,13 @@ def _curve_arrays(curve: Any, label: str) -> tuple[np.ndarray, np.ndarray, np.nd
                 "metrics.Reliability, a mapping/object with fields like 'confidence' and "
                 "'accuracy', or a tuple (confidence, accuracy[, count])"
             )
-    conf_a = np.asarray(conf, dtype=float).ravel()
-    acc_a = np.asarray(acc, dtype=float).ravel()
+    conf_a, acc_a = _as_numpy(conf), _as_numpy(acc)
     if conf_a.shape != acc_a.shape:
         raise ValueError(
             f"curves[{label!r}]: confidence has {conf_a.size} bins but accuracy {acc_a.size}; "
             "pass one value per bin for both"
         )
-    count_a = None if count is None else np.asarray(count, dtype=float).ravel()
+    count_a = None if count is None else _as_numpy(count)
     if count_a is not None and count_a.shape != conf_a.shape:
         raise ValueError(f"curves[{label!r}]: count must have one entry per bin")
     keep = np.isfinite(conf_a) & np.isfinite(acc_a)
