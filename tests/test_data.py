@@ -182,6 +182,8 @@ def test_registry_names():
 def _no_hub(monkeypatch, tmp_path):
     datasets = pytest.importorskip("datasets")
     monkeypatch.setattr(D, "_hub_reachable", lambda timeout_s=3.0: False)
+    for var in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf")
     monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf"))
 
@@ -320,6 +322,7 @@ def test_compact_file_built_once_and_rebuilt_when_corrupt(empty_cache, tmp_path,
     monkeypatch.setattr(D, "fetch_wheel", fake_fetch)
     ds = D.load_texts("sarcasm", log=None)
     assert len(ds) == 40 and ds.class_counts() == [20, 20]
+    assert ds.label_names == ("not", "sarcastic")
     assert fetches == ["evals-3.0.1.post1-py3-none-any.whl"]
     assert list(cache_dir("wheels").iterdir()) == []  # private download removed after extraction
     q = D.load_texts("quartz", log=None)  # extracted from the same wheel: no second fetch

