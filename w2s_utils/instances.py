@@ -1,0 +1,240 @@
+"""Seeded random instances on which the book's theorems can be checked exactly.
+
+Every builder is deterministic in ``seed``, works in float64 and returns a small frozen dataclass of
+torch tensors (CPU). The instances make the hypotheses of a result hold by construction, so that the
+ground truth ``F*`` is known and ``Err`` is computable exactly:
+
+- :func:`mixture_instance` -- ``F*`` is a convex combination (in probability space) of ``k`` fixed
+  softmax heads on random features: the convex class of Theorem 3. The weak teacher is arbitrary.
+- :func:`logit_linear_instance` -- ``F* = softmax(W* phi)``: the logit-linear class of the
+  forward-KL proposition (and of the reverse-KL counterexample).
+- :func:`charikar_instance` -- Charikar et al.'s squared-loss set-up: ``x ~ N(0, I)``, a random
+  ReLU MLP strong representation, ``F*`` a linear head on it, and a weaker random representation.
+
+The solvers that produce the student (``F_sw``) live in :mod:`w2s_utils.bounds`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = [
+    "MixtureInstance",
+    "LogitLinearInstance",
+    "RegressionInstance",
+    "random_simplex",
+    "weak_predictions",
+    "mixture_instance",
+    "logit_linear_instance",
+    "random_relu_mlp",
+    "charikar_instance",
+]
+
+_DTYPE = torch.float64
+
+
+def _generator(seed: int) -> torch.Generator:
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ValueError(f"seed must be an int, got {seed!r}")
+    return torch.Generator().manual_seed(seed)
+
+
+def _check_positive_int(value: int, name: str, minimum: int = 1) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+
+
+def _check_floor(floor: float, n_classes: int) -> None:
+    if not 0.0 <= floor < 1.0 / n_classes:
+        raise ValueError(
+            f"floor must lie in [0, 1/n_classes) = [0, {1.0 / n_classes:.4g}), got {floor!r}"
+        )
+
+
+def random_simplex(
+    n: int, n_classes: int, *, concentration: float = 1.0, floor: float = 0.0, seed: int = 0
+) -> Tensor:
+    """``n`` i.i.d. Dirichlet(``concentration``) rows in the simplex, shape ``[n, n_classes]``.
+
+    With ``floor > 0`` every row is mixed with the uniform distribution,
+    ``(1 - K floor) p + floor``, so every entry is at least ``floor`` (Theorem 1's gamma-floor).
+    """
+    _check_positive_int(n, "n")
+    _check_positive_int(n_classes, "n_classes", 2)
+    _check_floor(floor, n_classes)
+    if not concentration > 0:
+        raise ValueError(f"concentration must be > 0, got {concentration!r}")
+    rng = np.random.default_rng(seed)
+    p = torch.from_numpy(rng.dirichlet(np.full(n_classes, float(concentration)), size=n))
+    p = p.clamp_min(0.0)
+    p = p / p.sum(-1, keepdim=True)
+    return (1.0 - n_classes * floor) * p + floor
+
+
+def weak_predictions(
+    f_star: Tensor,
+    *,
+    noise: float | None = None,
+    concentration: float = 1.0,
+    floor: float = 0.0,
+    seed: int = 0,
+) -> Tensor:
+    """A weak teacher for ``f_star`` ([N, K]).
+
+    ``noise=None``: arbitrary -- i.i.d. Dirichlet rows unrelated to ``F*``.
+    ``noise=s``: close to ``F*`` -- ``softmax(log F* + s * N(0, I))``.
+    ``floor`` mixes with the uniform distribution so every entry is ``>= floor``.
+    """
+    n, k = f_star.shape
+    _check_floor(floor, k)
+    if noise is None:
+        p = random_simplex(n, k, concentration=concentration, seed=seed)
+    else:
+        if not noise >= 0:
+            raise ValueError(f"noise must be >= 0 or None, got {noise!r}")
+        gen = _generator(seed)
+        eps = torch.randn((n, k), generator=gen, dtype=_DTYPE)
+        p = torch.softmax(torch.log(f_star.to(_DTYPE)) + noise * eps, dim=-1)
+    return (1.0 - k * floor) * p + floor
+
+
+@dataclass(frozen=True)
+class MixtureInstance:
+    """Theorem 3's set-up: the convex class ``{sum_i a_i C_i : a in simplex}`` contains ``F*``.
+
+    ``components[i]`` are the probability outputs ``softmax(heads[i] phi(x))`` on ``features``.
+    """
+
+    features: Tensor  # [N, d]
+    heads: Tensor  # [k, K, d]
+    components: Tensor  # [k, N, K]
+    alpha_star: Tensor  # [k], in the simplex
+    f_star: Tensor  # [N, K] = sum_i alpha_star[i] components[i]
+    f_w: Tensor  # [N, K]
+
+
+def mixture_instance(
+    seed: int,
+    *,
+    n: int = 200,
+    d: int = 5,
+    n_classes: int = 3,
+    n_components: int = 4,
+    scale: float = 2.0,
+    weak_noise: float | None = None,
+    weak_floor: float = 0.0,
+    star_on_boundary: bool = False,
+) -> MixtureInstance:
+    """``F*`` a random mixture of ``n_components`` random softmax heads on Gaussian features.
+
+    Head weights are ``N(0, scale^2 / d)``; ``alpha_star`` is Dirichlet(1) (or, with
+    ``star_on_boundary``, has one zero weight). The weak teacher comes from
+    :func:`weak_predictions`.
+    """
+    _check_positive_int(n, "n")
+    _check_positive_int(d, "d")
+    _check_positive_int(n_classes, "n_classes", 2)
+    _check_positive_int(n_components, "n_components")
+    gen = _generator(seed)
+    features = torch.randn((n, d), generator=gen, dtype=_DTYPE)
+    heads = torch.randn((n_components, n_classes, d), generator=gen, dtype=_DTYPE)
+    heads = heads * (scale / d**0.5)
+    components = torch.softmax(torch.einsum("kcd,nd->knc", heads, features), dim=-1)
+    alpha = -torch.log(torch.rand(n_components, generator=gen, dtype=_DTYPE).clamp_min(1e-300))
+    if star_on_boundary and n_components > 1:
+        alpha[0] = 0.0
+    alpha_star = alpha / alpha.sum()
+    f_star = torch.einsum("k,knc->nc", alpha_star, components)
+    f_w = weak_predictions(f_star, noise=weak_noise, floor=weak_floor, seed=seed + 7919)
+    return MixtureInstance(features, heads, components, alpha_star, f_star, f_w)
+
+
+@dataclass(frozen=True)
+class LogitLinearInstance:
+    """The logit-linear class ``{softmax(W phi)}``, realizable: ``F* = softmax(w_star phi)``."""
+
+    features: Tensor  # [N, d]
+    w_star: Tensor  # [K, d]
+    f_star: Tensor  # [N, K]
+    f_w: Tensor  # [N, K]
+
+
+def logit_linear_instance(
+    seed: int,
+    *,
+    n: int = 50,
+    d: int = 3,
+    n_classes: int = 3,
+    scale: float = 1.0,
+    weak_noise: float | None = None,
+    weak_floor: float = 0.0,
+) -> LogitLinearInstance:
+    """Gaussian features, ``W* ~ N(0, scale^2)``, ``F* = softmax(W* phi)``; weak teacher as in
+    :func:`weak_predictions` (arbitrary with ``weak_noise=None``, close to the class otherwise)."""
+    _check_positive_int(n, "n")
+    _check_positive_int(d, "d")
+    _check_positive_int(n_classes, "n_classes", 2)
+    gen = _generator(seed)
+    features = torch.randn((n, d), generator=gen, dtype=_DTYPE)
+    w_star = scale * torch.randn((n_classes, d), generator=gen, dtype=_DTYPE)
+    f_star = torch.softmax(features @ w_star.T, dim=-1)
+    f_w = weak_predictions(f_star, noise=weak_noise, floor=weak_floor, seed=seed + 7919)
+    return LogitLinearInstance(features, w_star, f_star, f_w)
+
+
+def random_relu_mlp(
+    x: Tensor, *, widths: tuple[int, ...], seed: int, final_relu: bool = True
+) -> Tensor:
+    """A random ReLU MLP with He-normal weights (no biases) applied to ``x`` [N, d_in].
+
+    ``widths`` are the output widths of the successive layers; ReLU after every layer (also the
+    last unless ``final_relu=False``).
+    """
+    if not widths:
+        raise ValueError("widths must name at least one layer width")
+    gen = _generator(seed)
+    h = x.to(_DTYPE)
+    for i, width in enumerate(widths):
+        _check_positive_int(width, "widths[i]")
+        w = torch.randn((h.shape[-1], width), generator=gen, dtype=_DTYPE)
+        h = h @ (w * (2.0 / h.shape[-1]) ** 0.5)
+        if final_relu or i < len(widths) - 1:
+            h = torch.relu(h)
+    return h
+
+
+@dataclass(frozen=True)
+class RegressionInstance:
+    """Charikar et al.'s squared-loss set-up, realizable for linear heads on ``h_s``."""
+
+    x: Tensor  # [N, d_in]
+    h_s: Tensor  # [N, r_s] strong representation
+    h_w: Tensor  # [N, r_w] weak representation
+    head_star: Tensor  # [r_s]
+    f_star: Tensor  # [N] = h_s @ head_star
+
+
+def charikar_instance(
+    seed: int,
+    *,
+    n: int = 2000,
+    d_in: int = 8,
+    strong_widths: tuple[int, ...] = (16, 16, 16, 16, 16),
+    weak_widths: tuple[int, ...] = (8,),
+) -> RegressionInstance:
+    """``x ~ N(0, I_d_in)``; ``h_s`` a random 5-layer ReLU MLP (R^8 -> R^16 by default);
+    ``F* = h_s @ head_star`` with ``head_star ~ N(0, I / r_s)``; ``h_w`` a different, smaller random
+    ReLU MLP of the same ``x``. The weak model is a linear head fitted on ``h_w`` (see
+    :func:`w2s_utils.bounds.least_squares_projection`)."""
+    _check_positive_int(n, "n")
+    _check_positive_int(d_in, "d_in")
+    gen = _generator(seed)
+    x = torch.randn((n, d_in), generator=gen, dtype=_DTYPE)
+    h_s = random_relu_mlp(x, widths=strong_widths, seed=seed + 1)
+    h_w = random_relu_mlp(x, widths=weak_widths, seed=seed + 2)
+    head_star = torch.randn(h_s.shape[-1], generator=gen, dtype=_DTYPE) / h_s.shape[-1] ** 0.5
+    return RegressionInstance(x, h_s, h_w, head_star, h_s @ head_star)
