@@ -71,12 +71,72 @@ def _pair(p: torch.Tensor, q: torch.Tensor, validate: bool) -> tuple[torch.Tenso
     return p, q
 
 
+# CPU evaluation of large inputs in chunks of this many elements, so that the temporaries of the
+# elementwise kernels stay in cache (about 2x faster than whole-array ops on a 2-core box).
+CHUNK_ELEMENTS = 1 << 15
+
+
+def _fix_zero_log_zero(t: torch.Tensor) -> torch.Tensor:
+    """In place: NaN from 0 · log 0 (or 0/0) -> 0; ±inf (p > 0 = q) is kept."""
+    return t.nan_to_num_(nan=0.0, posinf=math.inf, neginf=-math.inf)
+
+
+def _plogratio(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """p · log(p / q) elementwise (no grad), 0 where p = 0."""
+    t = torch.div(p, q)
+    t.log_()
+    t.mul_(p)
+    return _fix_zero_log_zero(t)
+
+
+def _plog(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """p · log q elementwise (no grad), 0 where p = 0."""
+    t = torch.log(q)
+    t.mul_(p)
+    return _fix_zero_log_zero(t)
+
+
+def _kl_fast(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    if p.dim() == 1:
+        return _plogratio(p, q).add_(_plogratio(1.0 - p, 1.0 - q))
+    return _plogratio(p, q).sum(dim=-1)
+
+
+def _ce_fast(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    if p.dim() == 1:
+        return _plog(p, q).add_(_plog(1.0 - p, 1.0 - q)).neg_()
+    return _plog(p, q).sum(dim=-1).neg_()
+
+
+def _rowwise(kernel, p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """Apply a no-grad row kernel, in cache-sized chunks of rows for large CPU inputs."""
+    if p.device.type != "cpu" or p.numel() <= 4 * CHUNK_ELEMENTS:
+        return kernel(p, q)
+    if p.dim() == 1:
+        p2, q2, step = p, q, CHUNK_ELEMENTS
+    else:
+        k = p.shape[-1]
+        p2, q2 = p.reshape(-1, k), q.reshape(-1, k)
+        step = max(1, CHUNK_ELEMENTS // k)
+    out = torch.empty(p2.shape[0], dtype=p.dtype)
+    for i in range(0, p2.shape[0], step):
+        out[i : i + step] = kernel(p2[i : i + step], q2[i : i + step])
+    return out.reshape(p.shape[:-1] if p.dim() > 1 else p.shape)
+
+
+def _needs_grad(*ts: torch.Tensor) -> bool:
+    return torch.is_grad_enabled() and any(t.requires_grad for t in ts)
+
+
 def kl(p, q, *, validate: bool = True) -> torch.Tensor:
     """KL(p ‖ q) = Σ_k p_k log(p_k / q_k) over the last axis (per row; ``inf`` where q_k = 0 < p_k).
 
-    ``[N]`` inputs are binary positive-class probabilities (Bernoulli KL).
+    ``[N]`` inputs are binary positive-class probabilities (Bernoulli KL). Differentiable when an
+    input requires grad; otherwise a fused, chunked kernel is used on CPU.
     """
     p, q = _pair(p, q, validate)
+    if not _needs_grad(p, q):
+        return _rowwise(_kl_fast, p, q)
     if p.dim() == 1:
         pn, qn = 1.0 - p, 1.0 - q
         return (torch.xlogy(p, p) - torch.xlogy(p, q)) + (torch.xlogy(pn, pn) - torch.xlogy(pn, qn))
@@ -86,6 +146,8 @@ def kl(p, q, *, validate: bool = True) -> torch.Tensor:
 def cross_entropy(p, q, *, validate: bool = True) -> torch.Tensor:
     """Cross-entropy H(p, q) = −Σ_k p_k log q_k over the last axis (= H(p) + KL(p ‖ q))."""
     p, q = _pair(p, q, validate)
+    if not _needs_grad(p, q):
+        return _rowwise(_ce_fast, p, q)
     if p.dim() == 1:
         return -(torch.xlogy(p, q) + torch.xlogy(1.0 - p, 1.0 - q))
     return -torch.xlogy(p, q).sum(dim=-1)
@@ -94,6 +156,8 @@ def cross_entropy(p, q, *, validate: bool = True) -> torch.Tensor:
 def entropy(p, *, validate: bool = True) -> torch.Tensor:
     """Shannon entropy H(p) = −Σ_k p_k log p_k over the last axis (0 · log 0 = 0)."""
     p = check_probs(p, "p") if validate else as_tensor(p, "p")
+    if not _needs_grad(p):
+        return _rowwise(_ce_fast, p, p)
     if p.dim() == 1:
         return -(torch.xlogy(p, p) + torch.xlogy(1.0 - p, 1.0 - p))
     return -torch.xlogy(p, p).sum(dim=-1)
