@@ -1,0 +1,89 @@
+# Reproducible build of the book and its library. Needs python3 (venv, pip), npm and make;
+# `make test-browser` also needs Debian's chromium (installed with apt-get when run as root).
+#   make book   - environment, data, every notebook executed, HTML site in _build/html
+#   make test   - the test suite (everything but the browser test)
+SHELL := /bin/bash
+.DEFAULT_GOAL := book
+
+PYTHON_SYS ?= python3
+VENV       ?= .venv
+PY         := $(VENV)/bin/python
+STAMP      := $(VENV)/.w2s-installed
+PRESET     ?= ci
+BOOK_ARGS  ?=
+MATHJAX_VERSION := 3.2.2
+NPM_PREFIX := .cache/npm
+MATHJAX    := book/_extra/mathjax/tex-chtml.js
+CHROMIUM   := /usr/bin/chromium
+
+.PHONY: book env mathjax data test test-browser chromium lab lock clean distclean help
+
+help:
+	@echo "make book          environment + data + execute every chapter + HTML (_build/html)"
+	@echo "make test          test suite (not the browser test)"
+	@echo "make test-browser  headless Chromium over the built site (run make book first)"
+	@echo "make lab           JupyterLab in the project's environment"
+	@echo "make lock          rewrite requirements.lock from the current environment"
+	@echo "make clean         remove _build/; make distclean also removes .venv and bundles"
+	@echo "variables: PRESET=ci|paper  BOOK_ARGS='--only 01_pipeline --keep-going'"
+
+# The environment is created once; it is redone when the lock or pyproject.toml change.
+env: $(STAMP)
+$(STAMP): requirements.lock pyproject.toml
+	@start=$$(date +%s); \
+	if [ ! -x $(PY) ]; then $(PYTHON_SYS) -m venv $(VENV); fi; \
+	$(PY) -m pip install --quiet -r requirements.lock && \
+	$(PY) -m pip install --quiet --no-deps -e . && \
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (w2s-utils)" >/dev/null && \
+	echo "environment ready in $$(( $$(date +%s) - start )) s: $(VENV)"
+	@touch $@
+
+# MathJax 3, bundled so the site renders maths offline; copied outside _static on purpose.
+mathjax: $(MATHJAX)
+$(MATHJAX):
+	npm install --prefix $(NPM_PREFIX) --no-save --no-package-lock --no-audit --no-fund mathjax@$(MATHJAX_VERSION)
+	rm -rf book/_extra/mathjax
+	mkdir -p book/_extra
+	cp -r $(NPM_PREFIX)/node_modules/mathjax/es5 book/_extra/mathjax
+	@test -f $@ || { echo "MathJax bundle incomplete: $@ missing" >&2; exit 1; }
+
+# Data sets (fetched once into the cache; see w2s_utils.data).
+data: $(STAMP)
+	@if $(PY) -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('w2s_utils.data') is None)"; then \
+		$(PY) -m w2s_utils.data fetch; \
+	else echo "w2s_utils.data not present: nothing to fetch"; fi
+
+book: $(STAMP) $(MATHJAX) data
+	$(PY) -m w2s_utils book --preset $(PRESET) $(BOOK_ARGS)
+	@echo "The book is at $(CURDIR)/_build/html/index.html"
+
+test: $(STAMP)
+	$(PY) -m pytest -m "not browser" --ignore=tests/browser
+
+chromium:
+	@if [ ! -x $(CHROMIUM) ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else echo "Debian's chromium is missing: run 'sudo apt-get install chromium'" >&2; exit 1; fi; \
+	fi
+
+test-browser: $(STAMP) chromium
+	@test -f _build/html/index.html || { echo "no site in _build/html: run 'make book' first" >&2; exit 1; }
+	$(PY) -m pytest -m browser tests/browser
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks/
+
+# requirements.lock = the environment's pip freeze, without the editable package; torch is
+# pinned to the CPU wheel's version (2.13.0) without its local "+cpu" tag.
+lock:
+	@$(PY) -m pip freeze --exclude-editable | grep -v -i '^w2s-utils' \
+		| sed -E 's/^torch==([0-9.]+)\+cpu$$/torch==\1/' > requirements.lock.tmp
+	@mv requirements.lock.tmp requirements.lock
+	@echo "wrote requirements.lock ($$(wc -l < requirements.lock) packages)"
+
+clean:
+	rm -rf _build
+
+distclean: clean
+	rm -rf $(VENV) $(NPM_PREFIX) book/_extra

@@ -1,0 +1,608 @@
+"""The book runner: ``python -m w2s_utils book [--preset ci] [--only CHAPTER] [--keep-going] ...``.
+
+1. Executes every notebook listed in ``_toc.yml`` with papermill, one at a time, in a child
+   process (kernel: the current interpreter), injecting ``preset``; per-cell and per-notebook
+   timeouts; executed copies go to ``_build/executed/<toc path>.ipynb``.
+2. Assembles a staging source tree ``_build/src`` (config, toc, ``book/``, ``CITATION.cff`` and the
+   executed notebooks at their toc paths) and writes the build-info page into it.
+3. Builds the HTML site from that tree with Jupyter Book 1 (``execute_notebooks: off``), nitpicky
+   and with warnings as errors, into ``_build/html``.
+
+A failing notebook stops the run with the notebook, the failing cell (index, first source line,
+error) and the path of its executed copy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+BUILD_DIR = "_build"
+EXECUTED_DIR = "executed"
+STAGING_DIR = "src"
+HTML_DIR = "html"
+KERNEL_NAME = "python3"
+MATHJAX_FILE = Path("book/_extra/mathjax/tex-chtml.js")
+BUILD_INFO_PAGE = Path("book/build_info.md")
+BUILD_INFO_START = "<!-- build-info:start -->"
+BUILD_INFO_END = "<!-- build-info:end -->"
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
+STAGED_ITEMS = ("_config.yml", "_toc.yml", "CITATION.cff", "book")
+VERSION_PACKAGES = (
+    "w2s-utils",
+    "torch",
+    "transformers",
+    "numpy",
+    "scipy",
+    "scikit-learn",
+    "pandas",
+    "matplotlib",
+    "datasets",
+    "jupyter-book",
+    "sphinx",
+    "myst-nb",
+    "sphinx-proof",
+    "sphinxcontrib-bibtex",
+    "sphinx-book-theme",
+    "papermill",
+    "ipykernel",
+)
+
+
+# --------------------------------------------------------------------------------------- toc
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The repository root: the first folder with ``_toc.yml`` (cwd upwards, then the package)."""
+    candidates = []
+    here = (start or Path.cwd()).resolve()
+    candidates.extend([here, *here.parents])
+    candidates.append(Path(__file__).resolve().parents[1])
+    for folder in candidates:
+        if (folder / "_toc.yml").is_file() and (folder / "_config.yml").is_file():
+            return folder
+    raise FileNotFoundError(
+        f"no _toc.yml/_config.yml found from {here} upwards: run from the repository root "
+        "or pass --root"
+    )
+
+
+def _walk_toc(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key in ("root", "file"):
+            if isinstance(node.get(key), str):
+                yield node[key]
+        for key in ("parts", "chapters", "sections", "subtrees", "entries"):
+            for child in node.get(key) or []:
+                yield from _walk_toc(child)
+    elif isinstance(node, list):
+        for child in node:
+            yield from _walk_toc(child)
+
+
+def toc_entries(root: Path) -> list[str]:
+    """Every ``file``/``root`` entry of ``_toc.yml``, in reading order (without suffix)."""
+    import yaml
+
+    data = yaml.safe_load((root / "_toc.yml").read_text(encoding="utf-8"))
+    if not isinstance(data, dict) or "root" not in data:
+        raise ValueError(f"{root / '_toc.yml'}: expected a jb-book toc with a 'root' entry")
+    return list(dict.fromkeys(_walk_toc(data)))
+
+
+def resolve_entry(root: Path, entry: str) -> Path | None:
+    """The file behind a toc entry (``.ipynb``, ``.md`` or the exact path), or None."""
+    base = root / entry
+    if base.suffix in (".ipynb", ".md") and base.is_file():
+        return base
+    for suffix in (".ipynb", ".md"):
+        path = base.with_name(base.name + suffix)
+        if path.is_file():
+            return path
+    return None
+
+
+def toc_notebooks(root: Path) -> list[Path]:
+    """Notebooks listed in the toc, relative to ``root``; missing toc files raise."""
+    notebooks = []
+    missing = []
+    for entry in toc_entries(root):
+        path = resolve_entry(root, entry)
+        if path is None:
+            missing.append(entry)
+        elif path.suffix == ".ipynb":
+            notebooks.append(path.relative_to(root))
+    if missing:
+        raise FileNotFoundError(f"_toc.yml lists files that do not exist: {', '.join(missing)}")
+    return notebooks
+
+
+def select_notebooks(notebooks: list[Path], only: str | None) -> list[Path]:
+    """Filter by ``--only`` (a stem like ``01_pipeline``, a path, or a unique prefix)."""
+    if not only:
+        return notebooks
+    key = only.removesuffix(".ipynb")
+    hits = [nb for nb in notebooks if key in (nb.stem, nb.with_suffix("").as_posix())]
+    if not hits:
+        hits = [nb for nb in notebooks if nb.stem.startswith(Path(key).name)]
+    if len(hits) != 1:
+        names = ", ".join(nb.stem for nb in notebooks)
+        raise ValueError(f"--only {only!r} matches {len(hits)} chapters; choose one of: {names}")
+    return hits
+
+
+# --------------------------------------------------------------------------------- execution
+
+
+@dataclass
+class ChapterResult:
+    """How one notebook went."""
+
+    notebook: Path
+    status: str  # "ok", "failed", "timeout", "skipped"
+    seconds: float = 0.0
+    executed: Path | None = None
+    message: str = ""
+
+
+@dataclass
+class CellFailure:
+    """The failing cell of an executed notebook."""
+
+    index: int
+    source_index: int | None
+    first_line: str
+    error: str
+
+
+def write_kernelspec(folder: Path, python: str = sys.executable) -> Path:
+    """A private kernelspec ``python3`` for ``python``; returns the JUPYTER_PATH folder to use."""
+    spec_dir = folder / "kernels" / KERNEL_NAME
+    spec_dir.mkdir(parents=True, exist_ok=True)
+    spec = {
+        "argv": [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3 (w2s book runner)",
+        "language": "python",
+        "metadata": {"debugger": False},
+    }
+    (spec_dir / "kernel.json").write_text(json.dumps(spec, indent=1), encoding="utf-8")
+    return folder
+
+
+def find_failure(executed: Path) -> CellFailure | None:
+    """The first cell with an error output, else the cell papermill marked failed or running."""
+    import nbformat
+
+    if not executed.is_file():
+        return None
+    nb = nbformat.read(executed, as_version=4)
+    injected = None
+    for i, cell in enumerate(nb.cells):
+        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+            injected = i
+    candidates: list[tuple[int, str]] = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                candidates.append((i, f"{out.get('ename', 'Error')}: {out.get('evalue', '')}"))
+                break
+        if candidates:
+            break
+    if not candidates:
+        for i, cell in enumerate(nb.cells):
+            pm = cell.get("metadata", {}).get("papermill", {})
+            if pm.get("exception") or pm.get("status") in ("failed", "running"):
+                candidates.append((i, f"cell did not finish (papermill status {pm.get('status')})"))
+                break
+    if not candidates:
+        return None
+    index, error = candidates[0]
+    source = nb.cells[index].source.strip().splitlines()
+    source_index = index if injected is None or index < injected else index - 1
+    return CellFailure(index, source_index, source[0] if source else "", error)
+
+
+def _execute_child(args: list[str]) -> int:
+    """Child process: run one notebook with papermill's Python API."""
+    import papermill
+
+    spec = json.loads(args[0])
+    papermill.execute_notebook(
+        spec["input"],
+        spec["output"],
+        parameters=spec["parameters"],
+        kernel_name=KERNEL_NAME,
+        execution_timeout=spec["cell_timeout"],
+        cwd=spec["cwd"],
+        progress_bar=False,
+        request_save_on_cell_execute=True,
+    )
+    return 0
+
+
+def execute_notebook(
+    root: Path,
+    notebook: Path,
+    *,
+    preset: str,
+    timeout: float,
+    cell_timeout: float | None = None,
+    out_dir: Path,
+    jupyter_path: Path,
+) -> ChapterResult:
+    """Execute ``root/notebook`` into ``out_dir/notebook`` in a child process group."""
+    source = root / notebook
+    executed = out_dir / notebook
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    executed.unlink(missing_ok=True)
+    spec = {
+        "input": str(source),
+        "output": str(executed),
+        "parameters": {"preset": preset},
+        "cell_timeout": int(cell_timeout or timeout),
+        "cwd": str(source.parent),
+    }
+    env = dict(os.environ)
+    env["JUPYTER_PATH"] = os.pathsep.join(
+        [str(jupyter_path), *filter(None, [os.environ.get("JUPYTER_PATH")])]
+    )
+    env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    env.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    cmd = [sys.executable, "-m", "w2s_utils.book", "--execute-child", json.dumps(spec)]
+    start = time.perf_counter()
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(
+            cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            rc = proc.wait(timeout=timeout)
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            rc, timed_out = -1, True
+        log.seek(0)
+        child_log = log.read().decode("utf-8", "replace")
+    seconds = time.perf_counter() - start
+    if rc == 0 and not timed_out:
+        return ChapterResult(notebook, "ok", seconds, executed)
+    failure = find_failure(executed)
+    status = "timeout" if timed_out else "failed"
+    return ChapterResult(
+        notebook,
+        status,
+        seconds,
+        executed if executed.is_file() else None,
+        failure_message(notebook, executed, failure, child_log, timed_out, timeout),
+    )
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=10)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def failure_message(
+    notebook: Path,
+    executed: Path,
+    failure: CellFailure | None,
+    child_log: str,
+    timed_out: bool,
+    timeout: float,
+) -> str:
+    """What to tell the reader when a notebook fails."""
+    lines = [f"notebook {notebook.as_posix()} failed"]
+    if timed_out:
+        lines[0] += f": it ran past the per-notebook limit of {timeout:.0f} s (--timeout)"
+    if failure is not None:
+        where = f"cell {failure.index} of the executed copy"
+        if failure.source_index is not None and failure.source_index != failure.index:
+            where += f" (cell {failure.source_index} of the source notebook)"
+        lines.append(f"  failing cell: {where}: {failure.first_line!r}")
+        lines.append(f"  error: {failure.error}")
+    else:
+        tail = [ln for ln in child_log.strip().splitlines() if ln.strip()][-15:]
+        lines.append("  no failing cell recorded; last lines of the runner:")
+        lines.extend("    " + ln for ln in tail)
+    if executed.is_file():
+        lines.append(f"  executed copy: {executed}")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------ staging
+
+
+def stage_sources(root: Path, build: Path, executed: dict[Path, Path]) -> Path:
+    """Fresh ``build/src`` with the book's sources and the executed notebooks at toc paths."""
+    staging = build / STAGING_DIR
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    for name in STAGED_ITEMS:
+        src = root / name
+        if src.is_dir():
+            shutil.copytree(src, staging / name, ignore=shutil.ignore_patterns("__pycache__"))
+        elif src.is_file():
+            shutil.copy2(src, staging / name)
+    for notebook in toc_notebooks(root):
+        target = staging / notebook
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(executed.get(notebook, root / notebook), target)
+    return staging
+
+
+def _git_commit(root: Path) -> str:
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return sha + (" (with uncommitted changes)" if dirty else "")
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _device() -> str:
+    try:
+        import torch
+    except ImportError:
+        return "torch not installed"
+    if torch.cuda.is_available():
+        names = {torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())}
+        return f"CUDA {torch.version.cuda}: {torch.cuda.device_count()} x {', '.join(names)}"
+    return "CPU only (no CUDA device)"
+
+
+def _version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+@dataclass
+class BuildRecord:
+    """What the build-info page shows."""
+
+    preset: str
+    started: dt.datetime
+    chapters: list[ChapterResult] = field(default_factory=list)
+
+
+def build_info_markdown(root: Path, record: BuildRecord) -> str:
+    """The body of the build-info page (MyST markdown)."""
+    rows = [
+        ("Preset", f"`{record.preset}`"),
+        ("Built (UTC)", record.started.strftime("%Y-%m-%d %H:%M")),
+        ("Git commit", f"`{_git_commit(root)}`"),
+        ("Python", f"{platform.python_version()} ({platform.python_implementation()})"),
+        ("Platform", platform.platform()),
+        ("CPU", f"{_cpu_model()}, {os.cpu_count()} logical cores"),
+        ("Device", _device()),
+    ]
+    out = ["| | |", "| --- | --- |", *[f"| {k} | {v} |" for k, v in rows], ""]
+    out += ["## Chapters", "", "| Notebook | Status | Time (s) |", "| --- | --- | ---: |"]
+    status_text = {
+        "ok": "executed",
+        "failed": "FAILED",
+        "timeout": "TIMED OUT",
+        "skipped": "not executed in this run",
+    }
+    for ch in record.chapters:
+        secs = f"{ch.seconds:.1f}" if ch.status != "skipped" else "-"
+        out.append(f"| `{ch.notebook.as_posix()}` | {status_text[ch.status]} | {secs} |")
+    out += ["", "## Package versions", "", "| Package | Version |", "| --- | --- |"]
+    out += [f"| `{name}` | {_version(name)} |" for name in VERSION_PACKAGES]
+    return "\n".join(out) + "\n"
+
+
+def write_build_info(staging: Path, root: Path, record: BuildRecord) -> Path:
+    """Fill the build-info template of the staging tree between its markers."""
+    page = staging / BUILD_INFO_PAGE
+    text = page.read_text(encoding="utf-8")
+    if BUILD_INFO_START not in text or BUILD_INFO_END not in text:
+        raise ValueError(f"{BUILD_INFO_PAGE}: the markers {BUILD_INFO_START} ... are missing")
+    head, rest = text.split(BUILD_INFO_START, 1)
+    _, tail = rest.split(BUILD_INFO_END, 1)
+    body = build_info_markdown(root, record)
+    page.write_text(head + BUILD_INFO_START + "\n" + body + BUILD_INFO_END + tail, encoding="utf-8")
+    return page
+
+
+# ---------------------------------------------------------------------------------- the site
+
+
+def build_html(root: Path, staging: Path, *, log: Callable[[str], None] = print) -> Path:
+    """Jupyter Book 1 build of ``staging`` into ``root/_build/html`` (-n -W --keep-going)."""
+    if not (staging / MATHJAX_FILE).is_file():
+        raise RuntimeError(
+            f"bundled MathJax missing ({MATHJAX_FILE}): run `make mathjax` "
+            "(npm install mathjax@3, copied to book/_extra/mathjax) and build again"
+        )
+    html = root / BUILD_DIR / HTML_DIR
+    if html.exists():
+        shutil.rmtree(html)
+    cmd = [
+        sys.executable,
+        "-c",
+        "import sys; from jupyter_book.cli.main import main; sys.exit(main())",
+        "build",
+        str(staging),
+        "--path-output",
+        str(root),
+        "--builder",
+        "html",
+        "--all",
+        "-n",
+        "-W",
+        "--keep-going",
+    ]
+    env = dict(os.environ, NO_COLOR="1")
+    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
+    output = ANSI_ESCAPE.sub("", proc.stdout + proc.stderr)
+    (root / BUILD_DIR / "sphinx.log").write_text(output, encoding="utf-8")
+    if proc.returncode != 0 or not (html / "index.html").is_file():
+        warnings = [ln for ln in output.splitlines() if "WARNING" in ln or "ERROR" in ln]
+        shown = "\n".join(warnings[-30:]) or "\n".join(output.splitlines()[-30:])
+        raise RuntimeError(
+            f"the site build failed (exit {proc.returncode}); full log: "
+            f"{root / BUILD_DIR / 'sphinx.log'}\n"
+            f"(paths under {staging} are copies of the sources; notebooks there are the "
+            f"executed copies)\n{shown}"
+        )
+    return html
+
+
+# -------------------------------------------------------------------------------------- main
+
+
+def run_book(
+    *,
+    root: Path,
+    preset: str = "ci",
+    only: str | None = None,
+    keep_going: bool = False,
+    timeout: float = 1800.0,
+    cell_timeout: float | None = None,
+    html: bool = True,
+    log: Callable[[str], None] = print,
+) -> int:
+    """Execute the book's notebooks and build the site; returns a process exit code."""
+    if timeout <= 0:
+        raise ValueError(f"timeout must be positive seconds, got {timeout}")
+    record = BuildRecord(preset=preset, started=dt.datetime.now(dt.timezone.utc))
+    build = root / BUILD_DIR
+    out_dir = build / EXECUTED_DIR
+    notebooks = toc_notebooks(root)
+    chosen = select_notebooks(notebooks, only)
+    jupyter_path = write_kernelspec(build / "kernel")
+    executed: dict[Path, Path] = {}
+    for nb in notebooks:  # earlier executed copies serve the chapters not run this time
+        if nb not in chosen and (out_dir / nb).is_file():
+            executed[nb] = out_dir / nb
+    failures: list[ChapterResult] = []
+    t0 = time.perf_counter()
+    for i, nb in enumerate(chosen, 1):
+        log(f"[{i}/{len(chosen)}] {nb.as_posix()} (preset {preset}) ...")
+        result = execute_notebook(
+            root,
+            nb,
+            preset=preset,
+            timeout=timeout,
+            cell_timeout=cell_timeout,
+            out_dir=out_dir,
+            jupyter_path=jupyter_path,
+        )
+        record.chapters.append(result)
+        log(f"[{i}/{len(chosen)}] {nb.as_posix()}: {result.status} in {result.seconds:.1f} s")
+        if result.executed is not None:
+            executed[nb] = result.executed
+        if result.status != "ok":
+            failures.append(result)
+            log(result.message)
+            if not keep_going:
+                break
+    done = {ch.notebook for ch in record.chapters}
+    record.chapters += [ChapterResult(nb, "skipped") for nb in notebooks if nb not in done]
+    log(
+        f"notebooks: {len(chosen) - len(failures)} ok, {len(failures)} failed, "
+        f"{time.perf_counter() - t0:.1f} s"
+    )
+    if failures and not keep_going:
+        log("stopped: fix the notebook above (or pass --keep-going to build anyway)")
+        return 1
+    if html:
+        t1 = time.perf_counter()
+        staging = stage_sources(root, build, executed)
+        write_build_info(staging, root, record)
+        site = build_html(root, staging, log=log)
+        log(f"site built in {time.perf_counter() - t1:.1f} s: {site / 'index.html'}")
+    if failures:
+        log("failed notebooks: " + ", ".join(f.notebook.as_posix() for f in failures))
+        return 1
+    return 0
+
+
+def _cmd_book(args: argparse.Namespace) -> int:
+    root = Path(args.root).resolve() if args.root else find_root()
+    return run_book(
+        root=root,
+        preset=args.preset,
+        only=args.only,
+        keep_going=args.keep_going,
+        timeout=args.timeout,
+        cell_timeout=args.cell_timeout,
+        html=not args.no_html,
+    )
+
+
+def add_book_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``book`` on the CLI's subparsers."""
+    parser = subparsers.add_parser(
+        "book",
+        help="execute every chapter with papermill and build the HTML site",
+        description=__doc__.split("\n\n")[0],
+    )
+    parser.add_argument("--preset", default="ci", help="value injected as `preset` (ci, paper)")
+    parser.add_argument("--only", metavar="CHAPTER", help="execute one chapter, e.g. 01_pipeline")
+    parser.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="run every notebook and build the site even when one fails (exit code still 1)",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=1800.0, help="seconds allowed per notebook (1800)"
+    )
+    parser.add_argument(
+        "--cell-timeout", type=float, default=None, help="seconds allowed per cell (= --timeout)"
+    )
+    parser.add_argument("--no-html", action="store_true", help="execute only; skip the site")
+    parser.add_argument("--root", help="repository root (default: found from the cwd)")
+    parser.set_defaults(func=_cmd_book)
+    return parser
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--execute-child":
+        raise SystemExit(_execute_child(sys.argv[2:]))
+    raise SystemExit("usage: python -m w2s_utils book --help")
