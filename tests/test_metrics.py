@@ -393,3 +393,17 @@ def test_chunked_fast_path_equals_differentiable_path(monkeypatch, shape):
     slow[0].sum().backward()
     interior = (p > 0) & (p < 1)  # d(x log x)/dx is -inf at 0
     assert pg.grad is not None and torch.isfinite(pg.grad[interior]).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_uniform_binning_matches_bucketize_at_edges(dtype, monkeypatch):
+    edges = torch.linspace(0, 1, 16, dtype=dtype)
+    p = torch.cat([edges, torch.nextafter(edges, torch.ones_like(edges))])
+    p = torch.cat([p, torch.nextafter(edges, torch.zeros_like(edges))]).clamp(0, 1)
+    y = (torch.arange(len(p)) % 2).long()
+    monkeypatch.setattr(m, "CHUNK_ELEMENTS", 8)  # several chunks
+    rel = m.reliability(p, y, n_bins=15, confidence="positive")
+    want = torch.bincount(torch.bucketize(p, edges, right=True) - 1, minlength=16)
+    assert rel.count.long().tolist() == want.tolist()
+    ref = float(binary_calibration_error(p, y, n_bins=15, norm="l1"))
+    assert rel.ece == pytest.approx(ref, abs=1e-6)

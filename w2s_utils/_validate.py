@@ -72,7 +72,7 @@ def check_probs(p: Any, name: str = "p", atol: float = 1e-5) -> torch.Tensor:
     """
     t = as_tensor(p, name)
     _check_nonempty(t, name)
-    lo, hi = torch.aminmax(t)
+    lo, hi = torch.aminmax(t.detach())
     lo_f, hi_f = float(lo), float(hi)
     if not (np.isfinite(lo_f) and np.isfinite(hi_f)):
         raise ValueError(
@@ -89,7 +89,7 @@ def check_probs(p: Any, name: str = "p", atol: float = 1e-5) -> torch.Tensor:
                 f"{name}: last axis (classes) has size {t.shape[-1]}; need at least 2 classes, "
                 "or pass a binary predictor as a 1-D tensor [N] of positive-class probabilities"
             )
-        dev = (t.sum(dim=-1) - 1.0).abs().max()
+        dev = (t.detach().sum(dim=-1) - 1.0).abs().max()
         if float(dev) > atol:
             raise ValueError(
                 f"{name}: rows (last axis) must sum to 1 within {atol:g}, worst row is off by "

@@ -286,7 +286,8 @@ class Reliability:
 
     Bin ``k`` covers ``[lo[k], hi[k])``; see :func:`reliability` for the last bin. ``confidence``
     and ``accuracy`` are the bin means (0 for empty bins, as torchmetrics), ``count`` the number of
-    predictions. ``ece`` = Σ_k count_k / N · |accuracy_k − confidence_k|.
+    predictions; these three are float64 (accumulated in float64).
+    ``ece`` = Σ_k count_k / N · |accuracy_k − confidence_k|.
     """
 
     lo: torch.Tensor
@@ -348,24 +349,52 @@ def reliability(
         if strategy not in ("uniform", "quantile"):
             raise ValueError(f"strategy: must be 'uniform' or 'quantile', got {strategy!r}")
     probs, labels = _probs_labels(probs, labels, validate)
-    conf, hits = _confidence_and_hits(probs, labels, confidence)
+    if confidence not in ("top", "positive"):
+        raise ValueError(f"confidence: must be 'top' or 'positive', got {confidence!r}")
+    if strategy not in ("uniform", "quantile"):
+        raise ValueError(f"strategy: must be 'uniform' or 'quantile', got {strategy!r}")
+    dev = probs.device
+    dtype = probs.dtype
     if strategy == "uniform":
-        edges = torch.linspace(0, 1, n_bins + 1, dtype=conf.dtype, device=conf.device)
-        idx = torch.bucketize(conf, edges, right=True) - 1  # conf == 1.0 -> slot n_bins
+        edges = torch.linspace(0, 1, n_bins + 1, dtype=dtype, device=dev)
         lo = edges
         hi = torch.cat([edges[1:], edges[-1:]])
         n_slots = n_bins + 1
-    elif strategy == "quantile":
-        qs = torch.linspace(0, 1, n_bins + 1, dtype=torch.float64, device=conf.device)
-        edges = torch.quantile(conf.double(), qs).to(conf.dtype)
-        idx = torch.bucketize(conf, edges[1:-1], right=True)
+        # floor(c · n_bins) is the bin up to rounding; compare with the float edges to land exactly
+        # where torch.bucketize(c, edges, right=True) - 1 would (torchmetrics), but ~3x faster.
+        ext = torch.cat([edges, torch.full((1,), math.inf, dtype=dtype, device=dev)])
+
+        def index(c: torch.Tensor) -> torch.Tensor:
+            i0 = (c * n_bins).long().clamp_(0, n_bins)
+            return i0 - (c < ext[i0]).long() + (c >= ext[i0 + 1]).long()
+
+    else:
+        conf_all, _ = _confidence_and_hits(probs, labels, confidence)
+        srt = conf_all.double().sort().values
+        pos = torch.linspace(0, 1, n_bins + 1, dtype=torch.float64, device=dev) * (len(srt) - 1)
+        i_lo = pos.floor().long()
+        i_hi = pos.ceil().long()
+        edges = (srt[i_lo] + (srt[i_hi] - srt[i_lo]) * (pos - i_lo)).to(dtype)  # linear, as numpy
         lo, hi = edges[:-1], edges[1:]
         n_slots = n_bins
-    else:
-        raise ValueError(f"strategy: must be 'uniform' or 'quantile', got {strategy!r}")
-    count = torch.bincount(idx, minlength=n_slots).to(conf.dtype)
-    conf_sum = torch.zeros(n_slots, dtype=conf.dtype, device=conf.device).index_add_(0, idx, conf)
-    hit_sum = torch.zeros(n_slots, dtype=conf.dtype, device=conf.device).index_add_(0, idx, hits)
+        inner = edges[1:-1].contiguous()
+
+        def index(c: torch.Tensor) -> torch.Tensor:
+            return torch.bucketize(c, inner, right=True)
+
+    acc = torch.float64
+    count = torch.zeros(n_slots, dtype=acc, device=dev)
+    conf_sum = torch.zeros(n_slots, dtype=acc, device=dev)
+    hit_sum = torch.zeros(n_slots, dtype=acc, device=dev)
+    n = probs.shape[0]
+    k = 1 if probs.dim() == 1 else probs.shape[1]
+    step = n if dev.type != "cpu" else max(1, 2 * CHUNK_ELEMENTS // k)  # cache-sized on CPU
+    for i in range(0, n, step):
+        c, h = _confidence_and_hits(probs[i : i + step], labels[i : i + step], confidence)
+        idx = index(c)
+        count += torch.bincount(idx, minlength=n_slots)
+        conf_sum += torch.bincount(idx, weights=c.to(acc), minlength=n_slots)
+        hit_sum += torch.bincount(idx, weights=h.to(acc), minlength=n_slots)
     safe = count.clamp_min(1)
     mean_conf = conf_sum / safe
     mean_acc = hit_sum / safe
