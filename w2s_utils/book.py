@@ -191,10 +191,10 @@ def find_failure(executed: Path) -> CellFailure | None:
     if not executed.is_file():
         return None
     nb = nbformat.read(executed, as_version=4)
-    injected = None
-    for i, cell in enumerate(nb.cells):
-        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
-            injected = i
+    inserted = [  # cells papermill adds: injected parameters, error banners and anchors
+        bool({"injected-parameters", "papermill-error-cell-tag"} & set(c.metadata.get("tags", [])))
+        for c in nb.cells
+    ]
     candidates: list[tuple[int, str]] = []
     for i, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
@@ -215,7 +215,7 @@ def find_failure(executed: Path) -> CellFailure | None:
         return None
     index, error = candidates[0]
     source = nb.cells[index].source.strip().splitlines()
-    source_index = index if injected is None or index < injected else index - 1
+    source_index = index - sum(inserted[:index])
     return CellFailure(index, source_index, source[0] if source else "", error)
 
 
@@ -229,6 +229,7 @@ def _execute_child(args: list[str]) -> int:
         spec["output"],
         parameters=spec["parameters"],
         kernel_name=KERNEL_NAME,
+        language="python",
         execution_timeout=spec["cell_timeout"],
         cwd=spec["cwd"],
         progress_bar=False,
@@ -544,10 +545,8 @@ def run_book(
                 break
     done = {ch.notebook for ch in record.chapters}
     record.chapters += [ChapterResult(nb, "skipped") for nb in notebooks if nb not in done]
-    log(
-        f"notebooks: {len(chosen) - len(failures)} ok, {len(failures)} failed, "
-        f"{time.perf_counter() - t0:.1f} s"
-    )
+    n_ok = sum(ch.status == "ok" for ch in record.chapters)
+    log(f"notebooks: {n_ok} ok, {len(failures)} failed, {time.perf_counter() - t0:.1f} s")
     if failures and not keep_going:
         log("stopped: fix the notebook above (or pass --keep-going to build anyway)")
         return 1
