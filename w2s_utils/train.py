@@ -1,0 +1,291 @@
+"""The training loop: AdamW, warm-up + cosine schedule, clipping, dynamic padding, weak-label
+early stopping and a per-evaluation history (the over-optimization curve).
+
+:func:`train_classifier` drives any :class:`w2s_utils.models.TorchClassifier`: the model says how
+to turn texts into per-example items (token ids, cached trunk states or frozen features), how to
+pad a batch of items, and how to compute logits; this module owns everything else.
+
+Model selection never looks at gold labels: early stopping watches the loss against the *weak*
+labels of the validation split. Test metrics are recorded for the plots only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+if TYPE_CHECKING:  # pragma: no cover
+    from w2s_utils.models import TorchClassifier
+
+__all__ = [
+    "TrainSettings",
+    "as_target_probs",
+    "seed_everything",
+    "train_classifier",
+    "warmup_cosine",
+]
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Optimisation settings of one training run (frozen: part of every cache key).
+
+    ``epochs`` may be fractional. ``eval_every`` counts optimizer steps; ``0`` evaluates at the end
+    of every epoch. ``early_stopping`` restores the evaluation with the lowest loss against the
+    weak (training-signal) labels of the validation split, after ``patience`` evaluations without
+    improvement. ``bf16`` autocasts on CUDA only. ``train_eps_max`` caps how many training
+    examples the per-evaluation objective eps = E KL(target || student) is computed on (0: skip).
+    """
+
+    epochs: float = 2.0
+    batch_size: int = 32
+    lr: float = 5e-5
+    weight_decay: float = 0.01
+    warmup_frac: float = 0.1
+    max_grad_norm: float = 1.0
+    max_length: int = 48
+    eval_every: int = 0
+    early_stopping: bool = False
+    patience: int = 3
+    loss: str = "xent"
+    seed: int = 0
+    bf16: bool = True
+    eval_batch_size: int = 256
+    train_eps_max: int = 1000
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        checks = {
+            "epochs": self.epochs > 0,
+            "batch_size": self.batch_size >= 1,
+            "lr": self.lr > 0,
+            "weight_decay": self.weight_decay >= 0,
+            "warmup_frac": 0 <= self.warmup_frac < 1,
+            "max_grad_norm": self.max_grad_norm >= 0,
+            "max_length": self.max_length >= 2,
+            "eval_every": self.eval_every >= 0,
+            "patience": self.patience >= 1,
+            "eval_batch_size": self.eval_batch_size >= 1,
+            "train_eps_max": self.train_eps_max >= 0,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(
+                    f"TrainSettings: {name}={getattr(self, name)!r} is out of range; "
+                    "see the TrainSettings docstring for valid values"
+                )
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def warmup_cosine(step: int, total: int, warmup: int) -> float:
+    """Learning-rate factor: linear warm-up over ``warmup`` steps, then cosine decay to 0."""
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def as_target_probs(targets: Any, n_classes: int, name: str = "targets") -> np.ndarray:
+    """Hard labels ``[N]`` (ints) or soft labels ``[N, K]`` -> float32 probabilities ``[N, K]``."""
+    t = np.asarray(targets.cpu() if isinstance(targets, torch.Tensor) else targets)
+    if t.ndim == 1 and (np.issubdtype(t.dtype, np.integer) or t.dtype == bool):
+        if len(t) and (t.min() < 0 or t.max() >= n_classes):
+            raise ValueError(f"{name}: class indices must lie in 0..{n_classes - 1}")
+        out = np.zeros((len(t), n_classes), dtype=np.float32)
+        out[np.arange(len(t)), t.astype(np.int64)] = 1.0
+        return out
+    t = t.astype(np.float32)
+    if t.ndim == 1 and n_classes == 2:
+        t = np.stack([1.0 - t, t], axis=1)
+    if t.ndim != 2 or t.shape[1] != n_classes:
+        raise ValueError(
+            f"{name}: expected hard labels [N] or probabilities [N, {n_classes}], got shape "
+            f"{t.shape}"
+        )
+    if not np.all(np.isfinite(t)) or t.min() < -1e-6 or np.abs(t.sum(1) - 1).max() > 1e-3:
+        raise ValueError(f"{name}: rows must be probability vectors (non-negative, sum to 1)")
+    return np.clip(t, 0.0, 1.0) / np.clip(t, 0.0, 1.0).sum(1, keepdims=True)
+
+
+def _autocast(device: torch.device, enabled: bool):
+    if enabled and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _eps(target: np.ndarray, probs: np.ndarray) -> float:
+    """E KL(target || probs) in nats (the training objective minus the target entropy)."""
+    from w2s_utils.metrics import misfit
+
+    return float(
+        misfit(
+            torch.as_tensor(probs, dtype=torch.float64),
+            torch.as_tensor(target, dtype=torch.float64),
+            "kl_weak_student",
+        )
+    )
+
+
+def _ce_vs(target: np.ndarray, probs: np.ndarray) -> float:
+    """E CE(target, probs): the loss against (soft) labels."""
+    p = np.clip(probs.astype(np.float64), 1e-12, 1.0)
+    return float(-(target.astype(np.float64) * np.log(p)).sum(1).mean())
+
+
+def train_classifier(
+    model: TorchClassifier,
+    texts: Sequence[str],
+    targets: Any,
+    settings: TrainSettings | None = None,
+    *,
+    val: tuple[Sequence[str], Any] | None = None,
+    test: tuple[Sequence[str], Any] | None = None,
+    eval_hook: Callable[[int, TorchClassifier], dict[str, float]] | None = None,
+) -> tuple[TorchClassifier, pd.DataFrame]:
+    """Train ``model`` on hard ``[N]`` or soft ``[N, K]`` targets; return it and its history.
+
+    ``val = (texts, labels)`` are the labels of the *training signal* (the weak labels for a
+    student): they drive early stopping and the logged ``val_loss``/``val_acc``/``val_eps``.
+    ``test = (texts, gold_labels)`` is only recorded (``test_acc``, ``test_ce``), never used to
+    select. ``eval_hook(step, model)`` may add columns to each history row. History columns:
+    ``step, epoch, lr, train_loss, train_eps, val_loss, val_acc, val_eps, test_acc, test_ce``.
+    """
+    from w2s_utils.losses import make_loss
+
+    s = settings or TrainSettings()
+    k = model.n_classes
+    if len(texts) == 0:
+        raise ValueError("train_classifier: texts is empty; need at least one training example")
+    y = as_target_probs(targets, k)
+    if len(y) != len(texts):
+        raise ValueError(f"train_classifier: {len(texts)} texts but {len(y)} targets")
+    model.max_length = s.max_length
+    device = model.device
+    seed_everything(s.seed)
+    model.reset_parameters(s.seed)
+
+    items = model.prepare(texts)
+    val_items = val_y = None
+    if val is not None:
+        val_items = model.prepare(val[0])
+        val_y = as_target_probs(val[1], k, "val labels")
+    test_items = test_y = None
+    if test is not None:
+        test_items = model.prepare(test[0])
+        test_y = np.asarray(test[1]).astype(np.int64)
+    n = len(items)
+    rng = np.random.default_rng(s.seed)
+    eps_idx = rng.permutation(n)[: s.train_eps_max] if s.train_eps_max else None
+
+    steps_per_epoch = math.ceil(n / s.batch_size)
+    total = max(1, math.ceil(s.epochs * steps_per_epoch))
+    warmup = int(round(s.warmup_frac * total))
+    loss_fn = make_loss(s.loss, total_steps=total)
+    params = [p for p in model.trainable_parameters() if p.requires_grad]
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    opt = torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": s.weight_decay},
+            {"params": no_decay, "weight_decay": 0},
+        ],
+        lr=s.lr,
+    )
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: warmup_cosine(i, total, warmup))
+    y_t = torch.as_tensor(y)
+
+    rows: list[dict[str, float]] = []
+    best_loss, best_state, bad = math.inf, None, 0
+    running, running_n = 0.0, 0
+
+    def evaluate(step: int) -> bool:
+        """Log one history row; return True when early stopping says stop."""
+        nonlocal best_loss, best_state, bad, running, running_n
+        row: dict[str, float] = {
+            "step": step,
+            "epoch": step / steps_per_epoch,
+            "lr": opt.param_groups[0]["lr"],
+            "train_loss": running / running_n if running_n else math.nan,
+        }
+        running, running_n = 0.0, 0
+        if eps_idx is not None:
+            p = model.predict_items([items[i] for i in eps_idx], s.eval_batch_size)
+            row["train_eps"] = _eps(y[eps_idx], p)
+        if val_items is not None:
+            p = model.predict_items(val_items, s.eval_batch_size)
+            row["val_loss"] = _ce_vs(val_y, p)
+            row["val_acc"] = float((p.argmax(1) == val_y.argmax(1)).mean())
+            row["val_eps"] = _eps(val_y, p)
+        if test_items is not None:
+            p = model.predict_items(test_items, s.eval_batch_size)
+            row["test_acc"] = float((p.argmax(1) == test_y).mean())
+            row["test_ce"] = float(
+                -np.log(np.clip(p[np.arange(len(test_y)), test_y], 1e-12, 1.0)).mean()
+            )
+        if eval_hook is not None:
+            row.update(eval_hook(step, model))
+        rows.append(row)
+        if not s.early_stopping or val_items is None:
+            return False
+        if row["val_loss"] < best_loss - 1e-6:
+            best_loss, bad = row["val_loss"], 0
+            best_state = {k_: v.detach().clone() for k_, v in model.trainable_state().items()}
+            return False
+        bad += 1
+        return bad >= s.patience
+
+    step, stop = 0, False
+    bar = tqdm(total=total, desc=f"train {model.name}", disable=not s.progress, leave=False)
+    gen = torch.Generator().manual_seed(s.seed)
+    while step < total and not stop:
+        order = torch.randperm(n, generator=gen).tolist()
+        for start in range(0, n, s.batch_size):
+            idx = order[start : start + s.batch_size]
+            model.train_mode(True)
+            batch = model.collate([items[i] for i in idx])
+            with _autocast(device, s.bf16):
+                logits = model.forward_batch(batch)
+            loss = loss_fn(logits.float(), y_t[idx].to(logits.device), step)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if s.max_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(params, s.max_grad_norm)
+            opt.step()
+            sched.step()
+            running += float(loss.detach()) * len(idx)
+            running_n += len(idx)
+            step += 1
+            bar.update(1)
+            end_of_epoch = start + s.batch_size >= n
+            if (
+                (s.eval_every and step % s.eval_every == 0)
+                or (not s.eval_every and end_of_epoch)
+                or step == total
+            ):
+                if not rows or rows[-1]["step"] != step:
+                    stop = evaluate(step)
+            if stop or step >= total:
+                break
+    bar.close()
+    model.train_mode(False)
+    if s.early_stopping and best_state is not None:
+        model.load_trainable_state(best_state)
+    history = pd.DataFrame(rows)
+    if s.early_stopping and len(history) and "val_loss" in history:
+        history["selected"] = history["val_loss"] == history["val_loss"].min()
+    return model, history
