@@ -81,31 +81,39 @@ def _fix_zero_log_zero(t: torch.Tensor) -> torch.Tensor:
     return t.nan_to_num_(nan=0.0, posinf=math.inf, neginf=-math.inf)
 
 
-def _plogratio(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+def _plogratio(p: torch.Tensor, q: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     """p · log(p / q) elementwise (no grad), 0 where p = 0."""
-    t = torch.div(p, q)
+    t = torch.div(p, q, out=out)
     t.log_()
     t.mul_(p)
     return _fix_zero_log_zero(t)
 
 
-def _plog(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+def _plog(p: torch.Tensor, q: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     """p · log q elementwise (no grad), 0 where p = 0."""
-    t = torch.log(q)
+    t = torch.log(q, out=out)
     t.mul_(p)
     return _fix_zero_log_zero(t)
 
 
-def _kl_fast(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    if p.dim() == 1:
-        return _plogratio(p, q).add_(_plogratio(1.0 - p, 1.0 - q))
-    return _plogratio(p, q).sum(dim=-1)
+def _binary_terms(term, p: torch.Tensor, q: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
+    """term(p, q) + term(1 − p, 1 − q) for binary [N] input."""
+    r = term(p, q, out)
+    pc = torch.rsub(p, 1.0)
+    qc = torch.rsub(q, 1.0)
+    return r.add_(term(pc, qc, qc))
 
 
-def _ce_fast(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+def _kl_fast(p: torch.Tensor, q: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     if p.dim() == 1:
-        return _plog(p, q).add_(_plog(1.0 - p, 1.0 - q)).neg_()
-    return _plog(p, q).sum(dim=-1).neg_()
+        return _binary_terms(_plogratio, p, q, out)
+    return torch.sum(_plogratio(p, q), dim=-1, out=out)
+
+
+def _ce_fast(p: torch.Tensor, q: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    if p.dim() == 1:
+        return _binary_terms(_plog, p, q, out).neg_()
+    return torch.sum(_plog(p, q), dim=-1, out=out).neg_()
 
 
 def _rowwise(kernel, p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
@@ -120,7 +128,7 @@ def _rowwise(kernel, p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
         step = max(1, CHUNK_ELEMENTS // k)
     out = torch.empty(p2.shape[0], dtype=p.dtype)
     for i in range(0, p2.shape[0], step):
-        out[i : i + step] = kernel(p2[i : i + step], q2[i : i + step])
+        kernel(p2[i : i + step], q2[i : i + step], out[i : i + step])
     return out.reshape(p.shape[:-1] if p.dim() > 1 else p.shape)
 
 
@@ -304,9 +312,10 @@ def _confidence_and_hits(
     if confidence == "top":
         if probs.dim() == 1:
             conf = torch.maximum(probs, 1.0 - probs)
+            pred = probs > 0.5
         else:
-            conf = probs.max(dim=-1).values
-        hits = (_predictions(probs) == labels).to(conf.dtype)
+            conf, pred = probs.max(dim=-1)  # first maximal index, as argmax and torchmetrics
+        hits = (pred == labels).to(conf.dtype)
     elif confidence == "positive":
         if probs.dim() == 2 and probs.shape[1] != 2:
             raise ValueError(
