@@ -3,6 +3,7 @@
 #   make book   - environment, data, every notebook executed, HTML site in _build/html
 #   make test   - the test suite (everything but the browser test)
 SHELL := /bin/bash
+.SHELLFLAGS := -e -o pipefail -c
 .DEFAULT_GOAL := book
 
 PYTHON_SYS ?= python3
@@ -32,8 +33,8 @@ env: $(STAMP)
 $(STAMP): requirements.lock pyproject.toml
 	@start=$$(date +%s); \
 	if [ ! -x $(PY) ]; then $(PYTHON_SYS) -m venv $(VENV); fi; \
-	$(PY) -m pip install --quiet -r requirements.lock && \
-	$(PY) -m pip install --quiet --no-deps -e . && \
+	$(PY) -m pip install --quiet -r requirements.lock 2>&1 | sed '/is ignored: it is neither a file nor a directory/d' && \
+	$(PY) -m pip install --quiet --no-deps -e . 2>&1 | sed '/is ignored: it is neither a file nor a directory/d' && \
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (w2s-utils)" >/dev/null && \
 	echo "environment ready in $$(( $$(date +%s) - start )) s: $(VENV)"
 	@touch $@
