@@ -14,6 +14,7 @@ from w2s_utils.planted import (
     SoftmaxProbe,
     fit_softmax_probe,
     planted_from_features,
+    planted_task,
 )
 
 
@@ -144,3 +145,26 @@ def test_bad_inputs() -> None:
         fit_softmax_probe(xs, gold[:10])
     with pytest.raises(ValueError, match="l2"):
         fit_softmax_probe(xs, gold, l2=-1.0)
+
+
+def test_planted_task_rejects_models_without_frozen_features() -> None:
+    with pytest.raises(ValueError, match="weak"):
+        planted_task("sarcasm", weak="bow", n=100)
+    with pytest.raises(ValueError, match="n:"):
+        planted_task("sarcasm", n=3)
+    with pytest.raises(ValueError, match="temperature"):
+        planted_task("sarcasm", temperature=-1.0)
+
+
+@pytest.mark.slow
+def test_planted_task_on_real_text_is_exact_and_deterministic() -> None:
+    a = planted_task("sarcasm", "minilm-l1", "minilm-l2", n=200, seed=0)
+    b = planted_task("sarcasm", "minilm-l1", "minilm-l2", n=200, seed=0)
+    assert torch.equal(a.f_sw, b.f_sw) and a.err == b.err
+    assert a.config["dataset"] == "sarcasm" and a.config["weak"] == "minilm-l1"
+    assert a.f_star.shape == (60, 2)
+    assert 0.5 < a.gold_accuracy <= 1.0
+    lhs = kl(a.f_star, a.f_sw) - kl(a.f_star, a.f_w)
+    assert torch.allclose(lhs, (a.f_star * torch.log(a.f_w / a.f_sw)).sum(-1), atol=1e-12)
+    expected_ce = float(-(a.f_star * torch.log(a.f_w)).sum(-1).mean())
+    assert expected_ce == pytest.approx(a.err["weak"] + a.bayes_entropy, abs=1e-12)

@@ -12,7 +12,7 @@ estimable (the conditional entropy ``H(Y|X)`` is unknown). A planted task remove
 
 Because ``F*`` is known, ``Err`` of every predictor is computed exactly on the test texts, and
 ``F*`` lies in the student's class (realizability). Everything here is a convex problem solved to
-(numerical) optimality in float64 with L-BFGS: seconds on a CPU for thousands of texts.
+(numerical) optimality in float64 with Newton's method: seconds on a CPU for thousands of texts.
 
 Public API: :func:`fit_softmax_probe` -> :class:`SoftmaxProbe`, :func:`planted_from_features`
 (pure, on feature arrays) and :func:`planted_task` (fetches cached features through the engine),
@@ -22,9 +22,10 @@ both returning a :class:`PlantedResult`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
 import torch
 
 from w2s_utils._validate import as_tensor, check_labels, check_probs
@@ -36,6 +37,7 @@ __all__ = [
     "fit_softmax_probe",
     "planted_from_features",
     "planted_task",
+    "planted_texts",
 ]
 
 PREDICTORS = ("weak", "student", "ceiling")
@@ -94,14 +96,15 @@ def fit_softmax_probe(
     *,
     n_classes: int | None = None,
     l2: float = 1e-3,
-    max_iter: int = 500,
+    max_iter: int = 100,
 ) -> SoftmaxProbe:
     """Fit a multinomial logistic probe by minimising soft cross-entropy + ``l2/2 * ||W||^2``.
 
     ``targets`` are integer labels ``[N]`` (hard labels) or probabilities ``[N, K]`` (soft labels:
     the objective is then ``E_x KL(target || probe) + const``, the forward-KL student objective).
     Features are standardised with their own mean/scale (an affine map, so the class of linear heads
-    is unchanged). Solved in float64 with L-BFGS (strong Wolfe line search); deterministic.
+    is unchanged). Solved in float64 by damped Newton steps to a gradient below 1e-10;
+    deterministic.
     """
     x = _features(features, "features").to(torch.float64)
     if not (isinstance(l2, (int, float)) and math.isfinite(l2) and l2 >= 0):
@@ -132,29 +135,63 @@ def fit_softmax_probe(
     mean = x.mean(dim=0)
     scale = x.std(dim=0, unbiased=False).clamp_min(1e-12)
     xs = (x - mean) / scale
-    d, k = xs.shape[1], target.shape[1]
-    weight = torch.zeros(d, k, dtype=torch.float64, device=x.device, requires_grad=True)
-    bias = torch.zeros(k, dtype=torch.float64, device=x.device, requires_grad=True)
-    opt = torch.optim.LBFGS(
-        [weight, bias],
-        lr=1.0,
-        max_iter=max_iter,
-        tolerance_grad=1e-9,
-        tolerance_change=1e-14,
-        history_size=20,
-        line_search_fn="strong_wolfe",
-    )
+    theta = _newton_softmax(xs, target, l2, max_iter)
+    return SoftmaxProbe(mean, scale, theta[:-1].clone(), theta[-1].clone(), 1.0)
 
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        logp = torch.log_softmax(xs @ weight + bias, dim=-1)
-        loss = -(target * logp).sum(dim=-1).mean() + 0.5 * l2 * (weight**2).sum()
-        loss.backward()
-        return loss
 
-    with torch.enable_grad():
-        opt.step(closure)
-    return SoftmaxProbe(mean, scale, weight.detach(), bias.detach(), 1.0)
+def _newton_softmax(
+    xs: torch.Tensor, target: torch.Tensor, l2: float, max_iter: int
+) -> torch.Tensor:
+    """Damped Newton for ``-mean sum_k t_k log softmax(z W + b)_k + l2/2 ||W||^2``.
+
+    Parametrised with the last class as reference (its logit is 0), which removes softmax's
+    invariance to shifting all logits, so the Hessian is positive definite: ``(K-1)(D+1)``
+    unknowns, a handful of Newton steps. Returns ``[D + 1, K]`` (weights, then the bias row; the
+    last column is zero). Stops when the largest gradient entry is below ``1e-10`` (or after
+    ``max_iter`` steps).
+    """
+    n, d = xs.shape
+    k = target.shape[1]
+    m = k - 1
+    z = torch.cat([xs, torch.ones(n, 1, dtype=xs.dtype, device=xs.device)], dim=1)
+    penal = torch.ones(d + 1, 1, dtype=xs.dtype, device=xs.device)
+    penal[-1] = 0.0  # the bias is not penalised
+    diag = (l2 * penal).expand(d + 1, m).T.reshape(-1) + 1e-12
+    theta = torch.zeros(d + 1, m, dtype=xs.dtype, device=xs.device)
+    zero = torch.zeros(n, 1, dtype=xs.dtype, device=xs.device)
+
+    def logits(th: torch.Tensor) -> torch.Tensor:
+        return torch.cat([z @ th, zero], dim=1)
+
+    def loss_of(th: torch.Tensor) -> float:
+        logp = torch.log_softmax(logits(th), dim=-1)
+        return float(-(target * logp).sum(-1).mean() + 0.5 * l2 * (penal * th**2).sum())
+
+    loss = loss_of(theta)
+    eye_m = torch.eye(m, dtype=xs.dtype, device=xs.device)
+    for _ in range(max_iter):
+        p = torch.softmax(logits(theta), dim=-1)
+        grad = z.T @ (p - target)[:, :m] / n + l2 * penal * theta
+        if float(grad.abs().max()) < 1e-10:
+            break
+        # Hessian blocks H[a, b] = Z^T diag(p_a (delta_ab - p_b)) Z / n, a, b < K - 1
+        pm = p[:, :m]
+        w = pm[:, :, None] * (eye_m - pm[:, None, :])
+        blocks = [[z.T @ (z * w[:, a, b, None]) for b in range(m)] for a in range(m)]
+        h = torch.cat([torch.cat(row, dim=1) for row in blocks]) / n + torch.diag(diag)
+        step = torch.linalg.solve(h, grad.T.reshape(-1)).reshape(m, d + 1).T
+        decrease = float((grad * step).sum())
+        t = 1.0
+        while True:
+            cand = theta - t * step
+            new = loss_of(cand)
+            if new <= loss - 1e-4 * t * decrease or t < 1e-8:
+                break
+            t *= 0.5
+        if new > loss:
+            break
+        theta, loss = cand, new
+    return torch.cat([theta, torch.zeros(d + 1, 1, dtype=xs.dtype, device=xs.device)], dim=1)
 
 
 @dataclass(frozen=True)
@@ -228,6 +265,7 @@ def planted_from_features(
     head_l2: float = 1e-2,
     weak_l2: float = 1e-2,
     student_l2: float = 1e-4,
+    ceiling_l2: float = 1e-2,
     n_classes: int | None = None,
 ) -> PlantedResult:
     """Build a planted task on given features and run weak teacher, student and ceiling.
@@ -239,7 +277,8 @@ def planted_from_features(
     (``fractions``) and labels ``y ~ F*(x)`` are sampled. Teacher: weak-feature probe on the weak
     split's sampled labels (L2 ``weak_l2``). Student: strong probe on the teacher's soft labels on
     the student split (L2 ``student_l2``, small, so it nearly attains the forward-KL projection).
-    Ceiling: strong probe on the student split's sampled labels.
+    Ceiling: strong probe on the student split's sampled labels (L2 ``ceiling_l2``: hard labels
+    need more regularisation than soft ones).
     """
     _check_positive(temperature, "temperature")
     if not isinstance(seed, int) or isinstance(seed, bool):
@@ -278,7 +317,7 @@ def planted_from_features(
 
     teacher = fit_softmax_probe(xw[i_w], sampled[i_w], n_classes=k, l2=weak_l2)
     student = fit_softmax_probe(xs[i_s], teacher.predict_proba(xw[i_s]), n_classes=k, l2=student_l2)
-    ceiling = fit_softmax_probe(xs[i_s], sampled[i_s], n_classes=k, l2=student_l2)
+    ceiling = fit_softmax_probe(xs[i_s], sampled[i_s], n_classes=k, l2=ceiling_l2)
 
     f_star = f_star_all[i_t]
     labels = sampled[i_t]
@@ -302,6 +341,7 @@ def planted_from_features(
         "head_l2": head_l2,
         "weak_l2": weak_l2,
         "student_l2": student_l2,
+        "ceiling_l2": ceiling_l2,
     }
     return PlantedResult(
         f_star=f_star,
@@ -319,18 +359,69 @@ def planted_from_features(
     )
 
 
+def _check_feature_model(name: str, role: str) -> None:
+    from w2s_utils.models import MODEL_NAMES, check_model_name
+
+    if name in ("bow", "tiny-transformer"):
+        raise ValueError(
+            f"{role}: {name!r} has no frozen pretrained features; pass a pretrained model such as "
+            f"{', '.join(m for m in MODEL_NAMES if m.startswith('minilm'))}"
+        )
+    check_model_name(name)
+
+
+def _feature_model(name: str, role: str, n_classes: int) -> Any:
+    from w2s_utils.models import get_model
+
+    _check_feature_model(name, role)
+    return get_model(name, n_classes=n_classes, mode="probe")
+
+
+def planted_texts(dataset: str, n: int) -> tuple[list[str], torch.Tensor]:
+    """A fixed, content-defined subset of ``n`` texts of ``dataset`` and their gold labels.
+
+    The texts with the smallest stable ids (:func:`w2s_utils.data.text_id`, a hash of the text):
+    the same ``n`` always gives the same texts, whatever the seed, so their features are computed
+    once and then read from the engine's feature cache.
+    """
+    from w2s_utils.data import load_texts
+
+    if not isinstance(n, int) or isinstance(n, bool) or n < 10:
+        raise ValueError(f"n: must be an int >= 10 (number of texts), got {n!r}")
+    ds = load_texts(dataset, log=None)
+    if n > len(ds):
+        raise ValueError(f"n: {dataset!r} has {len(ds)} texts, asked for {n}; pass a smaller n")
+    order = sorted(range(len(ds)), key=lambda i: ds.ids[i])[:n]
+    texts = [ds.texts[i] for i in order]
+    labels = torch.as_tensor(np.asarray(ds.labels)[order], dtype=torch.long)
+    return texts, labels
+
+
 def planted_task(
-    dataset: str,
-    weak: str,
-    strong: str,
+    dataset: str = "sarcasm",
+    weak: str = "minilm-l1",
+    strong: str = "minilm-l6",
     n: int = 4000,
     seed: int = 0,
     temperature: float = 1.0,
     **kwargs: Any,
 ) -> PlantedResult:
-    """Planted task on real texts of ``dataset`` with ``weak`` / ``strong`` features (engine).
+    """Planted task on ``n`` real texts of ``dataset`` with frozen ``weak``/``strong`` features.
 
-    Takes the first ``n`` texts of the dataset's pool, embeds them with both models' frozen features
-    (cached by the engine) and calls :func:`planted_from_features` (``kwargs`` go there).
+    The features are the models' mean-pooled final-layer sentence embeddings
+    (``get_model(name, mode="probe").features``, cached per text by the engine); ``kwargs`` go to
+    :func:`planted_from_features`. ``bow``/``tiny-transformer`` have no frozen features: use a
+    pretrained model (e.g. ``minilm-l1`` as the weak and ``minilm-l6`` as the strong model).
     """
-    raise NotImplementedError  # wired to the engine's feature API once it lands
+    _check_positive(temperature, "temperature")
+    _check_feature_model(weak, "weak")
+    _check_feature_model(strong, "strong")
+    texts, gold = planted_texts(dataset, n)
+    k = int(gold.max()) + 1
+    xs = _feature_model(strong, "strong", max(k, 2)).features(texts)
+    xw = _feature_model(weak, "weak", max(k, 2)).features(texts)
+    res = planted_from_features(
+        xs, xw, gold, temperature=temperature, seed=seed, n_classes=max(k, 2), **kwargs
+    )
+    config = {**res.config, "dataset": dataset, "weak": weak, "strong": strong}
+    return replace(res, config=config)
