@@ -319,3 +319,8 @@ def test_kernelspec_points_at_this_interpreter(tmp_path: Path) -> None:
     folder = book.write_kernelspec(tmp_path)
     spec = json.loads((folder / "kernels" / "python3" / "kernel.json").read_text())
     assert spec["argv"][0] == sys.executable
+
+
+def test_unknown_preset_fails_before_running(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="valid presets"):
+        book.run_book(root=tmp_path, preset="no-such-preset", html=False)

@@ -497,6 +497,15 @@ def build_html(root: Path, staging: Path, *, log: Callable[[str], None] = print)
 # -------------------------------------------------------------------------------------- main
 
 
+def _check_preset(preset: str) -> None:
+    """Unknown presets fail before any notebook runs (ValueError listing the valid ones)."""
+    try:
+        from w2s_utils.presets import get_preset
+    except ImportError:  # presets not importable: the notebooks will say
+        return
+    get_preset(preset)
+
+
 def run_book(
     *,
     root: Path,
@@ -511,6 +520,7 @@ def run_book(
     """Execute the book's notebooks and build the site; returns a process exit code."""
     if timeout <= 0:
         raise ValueError(f"timeout must be positive seconds, got {timeout}")
+    _check_preset(preset)
     record = BuildRecord(preset=preset, started=dt.datetime.now(dt.timezone.utc))
     build = root / BUILD_DIR
     out_dir = build / EXECUTED_DIR
@@ -580,7 +590,8 @@ def add_book_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "book",
         help="execute every chapter with papermill and build the HTML site",
-        description=__doc__.split("\n\n")[0],
+        description="Execute every chapter listed in _toc.yml with papermill, then build the "
+        "HTML site from the executed copies (_build/html) with warnings as errors.",
     )
     parser.add_argument("--preset", default="ci", help="value injected as `preset` (ci, paper)")
     parser.add_argument("--only", metavar="CHAPTER", help="execute one chapter, e.g. 01_pipeline")
