@@ -157,10 +157,8 @@ def test_planted_task_rejects_models_without_frozen_features() -> None:
 
 
 @pytest.mark.slow
-def test_planted_task_on_real_text_is_exact_and_deterministic() -> None:
+def test_planted_task_on_real_text_is_exact() -> None:
     a = planted_task("sarcasm", "minilm-l1", "minilm-l2", n=200, seed=0)
-    b = planted_task("sarcasm", "minilm-l1", "minilm-l2", n=200, seed=0)
-    assert torch.equal(a.f_sw, b.f_sw) and a.err == b.err
     assert a.config["dataset"] == "sarcasm" and a.config["weak"] == "minilm-l1"
     assert a.f_star.shape == (60, 2)
     assert 0.5 < a.gold_accuracy <= 1.0
