@@ -271,6 +271,7 @@ def decomposition_bars(
                 zorder=4,
             )
         ax.axhline(0.0, color="0.3", lw=0.8, zorder=1)
+        ax.set_xlim(-0.6, len(xs_all) - 0.4)
         ax.set_xticks(range(len(xs_all)))
         ax.set_xticklabels([str(v) for v in xs_all])
         ax.set_xlabel(xlabel if xlabel is not None else x)
