@@ -22,7 +22,7 @@ from w2s_utils.instances import (
 )
 
 F64 = torch.float64
-SETTINGS = settings(max_examples=60, deadline=None, derandomize=True)
+SETTINGS = settings(derandomize=True)  # examples/deadline from the conftest profile
 
 seeds = st.integers(0, 2**31 - 1)
 n_classes = st.integers(2, 5)
@@ -497,3 +497,22 @@ def test_results_are_frozen_and_tabulate():
     # a violated inequality says so
     bad = B.theorem3(f_star, f_w, f_sw)
     assert ("FAILS" in str(bad)) == (not bad.holds)
+
+
+# --------------------------------------------------------------------------- devices
+@pytest.mark.cuda
+def test_bounds_keep_the_device_and_agree_with_cpu(cuda_device):
+    f_star, f_w, f_sw = _triple(0, 60, 2, floor=0.01)
+    y = _labels(f_star, 0)
+    dev = [t.to(cuda_device) for t in (f_star, f_w, f_sw, y)]
+    r_gpu = B.lemma1(*dev[:3])
+    assert r_gpu.pointwise.objective.device.type == "cuda"
+    assert r_gpu.as_dict() == pytest.approx(B.lemma1(f_star, f_w, f_sw).as_dict())
+    t1 = B.theorem1(dev[1], dev[2], labels=dev[3]).as_dict()
+    assert t1 == pytest.approx(B.theorem1(f_w, f_sw, labels=y).as_dict())
+    t2 = B.theorem2(dev[1], dev[2], f_star=dev[0]).as_dict()
+    assert t2 == pytest.approx(B.theorem2(f_w, f_sw, f_star=f_star).as_dict())
+    assert B.clip_to_floor(dev[1], 0.1).device.type == "cuda"
+    inst = mixture_instance(0, n=30)
+    proj = B.i_projection_mixture(inst.f_w.to(cuda_device), inst.components.to(cuda_device))
+    assert proj.f_sw.device.type == "cuda" and proj.converged
