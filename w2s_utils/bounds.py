@@ -40,6 +40,8 @@ from w2s_utils._validate import as_tensor, as_two_class, check_labels, check_pro
 
 __all__ = [
     "DEFAULT_TOL",
+    "TRIAL_KINDS",
+    "Lemma1Pointwise",
     "Lemma1Result",
     "Theorem1Result",
     "Theorem1AltResult",
