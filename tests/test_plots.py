@@ -215,3 +215,59 @@ def test_band_plot_without_band_and_bad_args():
     assert not [c for c in ax.collections if isinstance(c, PolyCollection)]
     with pytest.raises(ValueError, match="lo/hi"):
         plots.band_plot(df, x="x", y="y", lo="y")
+
+
+def test_bound_band_draws_one_bar_per_row_and_points_per_hue():
+    df = pd.DataFrame(
+        dict(
+            pair=["a", "b", "c"],
+            data=["s", "s", "r"],
+            diff=[-0.05, 0.01, -0.2],
+            lo=[-0.07, 0.0, -0.25],
+            hi=[-0.03, 0.02, -0.15],
+            lower=[-1.0, -0.5, -3.0],
+            upper=[1.0, 0.5, 3.0],
+        )
+    )
+    ax = plots.bound_band(
+        df,
+        x="pair",
+        value="diff",
+        lower="lower",
+        upper="upper",
+        lo="lo",
+        hi="hi",
+        hue="data",
+        symlog=0.1,
+    )
+    bars = [c for c in ax.containers if isinstance(c, BarContainer)]
+    assert len(bars) == 1 and len(bars[0]) == 3
+    np.testing.assert_allclose([r.get_y() for r in bars[0]], [-1.0, -0.5, -3.0])
+    np.testing.assert_allclose([r.get_height() for r in bars[0]], [2.0, 1.0, 6.0])
+    assert len([c for c in ax.containers if isinstance(c, ErrorbarContainer)]) == 2
+    assert ax.get_yscale() == "symlog"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b", "c"]
+    with pytest.raises(ValueError, match="lo/hi"):
+        plots.bound_band(df, x="pair", value="diff", lower="lower", upper="upper", lo="lo")
+    with pytest.raises(ValueError, match="symlog"):
+        plots.bound_band(df, x="pair", value="diff", lower="lower", upper="upper", symlog=0)
+    with pytest.raises(ValueError, match="missing"):
+        plots.bound_band(df, x="pair", value="nope", lower="lower", upper="upper")
+    plt.close("all")
+
+
+def test_tightness_scatter_log_drops_nonpositive_and_draws_diagonal():
+    df = pd.DataFrame(dict(bound=[1.0, 2.0, 4.0, 3.0], gap=[0.1, 0.0, 1.0, 0.5], k=[2, 2, 3, 3]))
+    ax = plots.tightness_scatter(df, x="bound", y="gap", hue="k")
+    assert len(ax.collections) == 2  # one scatter per hue level
+    assert sum(len(c.get_offsets()) for c in ax.collections) == 3  # gap = 0 dropped
+    diag = [ln for ln in ax.get_lines() if ln.get_label() == "y = x"]
+    assert len(diag) == 1
+    np.testing.assert_allclose(diag[0].get_xdata(), diag[0].get_ydata())
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    assert any("1 rows" in t.get_text() for t in ax.get_legend().get_texts())
+    lin = plots.tightness_scatter(df, x="bound", y="gap", log=False, diagonal=False)
+    assert sum(len(c.get_offsets()) for c in lin.collections) == 4 and not lin.get_lines()
+    with pytest.raises(ValueError, match="log=False"):
+        plots.tightness_scatter(df.assign(gap=0.0), x="bound", y="gap")
+    plt.close("all")

@@ -429,3 +429,153 @@ def band_plot(
     if hue is not None:
         ax.legend(fontsize="small")
     return ax
+
+
+# --------------------------------------------------------------------------- chapter 2 (bounds)
+# bound_band: a measured value (with its interval) inside a two-sided bound, per category;
+# tightness_scatter: one quantity against another (e.g. against its bound) with y = x.
+__all__ += ["bound_band", "tightness_scatter"]
+
+
+def bound_band(
+    df: pd.DataFrame,
+    *,
+    x: str,
+    value: str,
+    lower: str,
+    upper: str,
+    lo: str | None = None,
+    hi: str | None = None,
+    hue: str | None = None,
+    hue_order: Sequence[Any] | None = None,
+    order: Sequence[Any] | None = None,
+    ax: Axes | None = None,
+    xlabel: str | None = None,
+    ylabel: str | None = None,
+    symlog: float | None = None,
+    band_label: str = "two-sided bound",
+) -> Axes:
+    """A measured value inside the two sides of a bound, one column per row of ``df``.
+
+    For every row (one category ``x``, e.g. a teacher/dataset pair) a grey bar spans
+    ``[lower, upper]`` and a dot marks ``value`` with error bars ``[lo, hi]`` (e.g. an interval
+    across seeds), coloured by ``hue``. ``symlog=t`` uses a symmetric-log y axis, linear within
+    ``[-t, t]``: bounds are often orders of magnitude wider than what they bound. Returns the axes.
+    """
+    _require_columns(df, [x, value, lower, upper, lo, hi, hue])
+    if (lo is None) != (hi is None):
+        raise ValueError("lo/hi: give both column names for error bars, or neither")
+    if symlog is not None and not symlog > 0:
+        raise ValueError(f"symlog: must be a positive linear threshold or None, got {symlog!r}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(max(4.0, 0.6 * len(df) + 1.5), 3.8))
+    cats = _levels(df[x], order)
+    pos = {c: i for i, c in enumerate(cats)}
+    rows = df[df[x].isin(pos)]
+    xs = rows[x].map(pos).to_numpy(dtype=float)
+    low = rows[lower].to_numpy(dtype=float)
+    up = rows[upper].to_numpy(dtype=float)
+    ax.bar(
+        xs,
+        up - low,
+        bottom=low,
+        width=0.55,
+        color="0.82",
+        edgecolor="0.55",
+        lw=0.8,
+        label=band_label,
+        zorder=1,
+    )
+    ax.axhline(0.0, color="0.3", lw=0.8, zorder=2)
+    hues = [None] if hue is None else _levels(rows[hue], hue_order)
+    for i, h in enumerate(hues):
+        sub = rows if h is None else rows[rows[hue] == h]
+        xv = sub[x].map(pos).to_numpy(dtype=float)
+        yv = sub[value].to_numpy(dtype=float)
+        yerr = None
+        if lo is not None and hi is not None:
+            yerr = np.vstack(
+                [yv - sub[lo].to_numpy(dtype=float), sub[hi].to_numpy(dtype=float) - yv]
+            ).clip(min=0.0)
+        ax.errorbar(
+            xv,
+            yv,
+            yerr=yerr,
+            fmt=_MARKERS[i % len(_MARKERS)],
+            ms=6,
+            capsize=3,
+            color=_role_color(h, i),
+            label=value if h is None else str(h),
+            zorder=3,
+        )
+    if symlog is not None:
+        ax.set_yscale("symlog", linthresh=float(symlog))
+    ax.set_xticks(range(len(cats)))
+    ax.set_xticklabels(
+        [str(c) for c in cats],
+        rotation=30 if len(cats) > 4 else 0,
+        ha="right" if len(cats) > 4 else "center",
+    )
+    ax.set_xlim(-0.6, len(cats) - 0.4)
+    ax.set_xlabel(xlabel if xlabel is not None else x)
+    ax.set_ylabel(ylabel if ylabel is not None else value)
+    ax.legend(fontsize="small")
+    return ax
+
+
+def tightness_scatter(
+    df: pd.DataFrame,
+    *,
+    x: str,
+    y: str,
+    hue: str | None = None,
+    hue_order: Sequence[Any] | None = None,
+    ax: Axes | None = None,
+    xlabel: str | None = None,
+    ylabel: str | None = None,
+    log: bool = True,
+    diagonal: bool = True,
+    alpha: float = 0.5,
+) -> Axes:
+    """Scatter ``y`` against ``x`` with the line ``y = x`` (log-log by default), one colour per hue.
+
+    Use it for a measured quantity against its bound (points below the line: the bound holds) or
+    for two bounds against each other (below the line: ``y`` is the tighter one). With ``log``
+    non-positive values cannot be drawn and are dropped (their count is given in the legend).
+    """
+    _require_columns(df, [x, y, hue])
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.6, 4.2))
+    data = df
+    dropped = 0
+    if log:
+        keep = (df[x] > 0) & (df[y] > 0)
+        dropped = int((~keep).sum())
+        data = df[keep]
+        if data.empty:
+            raise ValueError(f"{x}/{y}: no row has both values > 0; pass log=False")
+    hues = [None] if hue is None else _levels(data[hue], hue_order)
+    for i, h in enumerate(hues):
+        sub = data if h is None else data[data[hue] == h]
+        ax.scatter(
+            sub[x].to_numpy(dtype=float),
+            sub[y].to_numpy(dtype=float),
+            s=10,
+            alpha=alpha,
+            color=_role_color(h, i),
+            lw=0,
+            label=None if h is None else f"{hue} = {h}",
+        )
+    if log:
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+    if diagonal:
+        both = np.concatenate([data[x].to_numpy(dtype=float), data[y].to_numpy(dtype=float)])
+        a, b = float(np.nanmin(both)), float(np.nanmax(both))
+        ax.plot([a, b], [a, b], color="0.25", lw=1.0, ls="--", label="y = x", zorder=0)
+    if dropped:
+        ax.plot([], [], " ", label=f"{dropped} rows <= 0 not shown")
+    ax.set_xlabel(xlabel if xlabel is not None else x)
+    ax.set_ylabel(ylabel if ylabel is not None else y)
+    ax.legend(fontsize="small", markerscale=1.5)
+    return ax
