@@ -577,5 +577,6 @@ def tightness_scatter(
         ax.plot([], [], " ", label=f"{dropped} rows <= 0 not shown")
     ax.set_xlabel(xlabel if xlabel is not None else x)
     ax.set_ylabel(ylabel if ylabel is not None else y)
-    ax.legend(fontsize="small", markerscale=1.5)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize="small", markerscale=1.5)
     return ax
