@@ -1,0 +1,640 @@
+"""The weak-to-strong pipeline with a verified result cache.
+
+One run (:func:`run_experiment`) for an :class:`ExperimentConfig`:
+
+1. the **weak model** trains on the gold labels of ``weak_train`` (its accuracy is the weak
+   ceiling) and labels ``w2s_train``, ``val`` and ``test``;
+2. the **strong ceiling** trains on the gold labels of the *same* ``w2s_train`` texts;
+3. the **student** (the strong model) trains on the weak labels of ``w2s_train`` (soft or hard),
+   with early stopping, if enabled, on the weak-labelled ``val`` split only;
+4. all three predict the seed-independent ``test`` split; a metrics table gives accuracy, CE, ECE,
+   smooth CE, misfits to the weak model and PGR.
+
+Caching: the weak model's predictions (keyed by dataset, weak model, sizes, seed, settings), the
+strong ceiling's predictions (keyed without the weak model, so every weak model of a (dataset,
+seed) shares one ceiling) and the whole result are stored with :func:`w2s_utils.cache.cached_arrays`
+(atomic writes, verified reloads, corrupt entries reported and recomputed). Frozen trunk states are
+cached per text by :mod:`w2s_utils.features` and shared across seeds and chapters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from w2s_utils import cache, data, metrics
+from w2s_utils.data import SplitSizes
+from w2s_utils.losses import LOSS_NAMES
+from w2s_utils.models import MODEL_NAMES, MODES, check_model_name, get_model
+from w2s_utils.presets import PRESET_NAMES, PRESETS, get_preset
+from w2s_utils.train import TrainSettings
+
+__all__ = [
+    "ExperimentConfig",
+    "ExperimentResult",
+    "LABEL_TYPES",
+    "add_run_parser",
+    "make_config",
+    "run_experiment",
+    "run_grid",
+    "summarize",
+    "validate_config",
+]
+
+LABEL_TYPES = ("soft", "hard")
+#: Bump when what a cached result means changes (training code, metrics, stored arrays).
+ENGINE_VERSION = 1
+_MODELS = ("weak", "student", "ceiling")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """Everything that determines one weak-to-strong run (hashed into the cache key).
+
+    ``mode``/``trainable_layers`` set how the strong model (ceiling and student) trains,
+    ``weak_mode``/``weak_trainable_layers`` the weak model (ignored by ``bow`` and
+    ``tiny-transformer``). ``loss`` is the student's loss; ``label_type`` whether it sees the weak
+    model's soft probabilities or their argmax. Build one with :func:`make_config`.
+    """
+
+    dataset: str
+    weak: str
+    strong: str
+    sizes: SplitSizes
+    seed: int = 0
+    loss: str = "xent"
+    label_type: str = "soft"
+    mode: str = "cached-trunk"
+    trainable_layers: int = 1
+    weak_mode: str = "cached-trunk"
+    weak_trainable_layers: int = 1
+    weak_settings: TrainSettings = field(default_factory=TrainSettings)
+    strong_settings: TrainSettings = field(default_factory=TrainSettings)
+    student_settings: TrainSettings = field(default_factory=TrainSettings)
+    preset: str = "ci"
+
+
+@dataclass
+class ExperimentResult:
+    """Per-example test predictions of the three models, the student's history and metrics.
+
+    ``probs_*`` are ``[N_test, K]``; ``labels``/``ids`` the gold test labels and stable ids.
+    ``weak_labels_train`` are the weak model's probabilities on ``w2s_train`` (what the student
+    fits), ``student_probs_train`` the student's, ``train_labels`` the gold labels there (for
+    analysis only); ``weak_labels_val`` the weak labels of ``val``. ``metrics`` has one row per
+    model (weak, student, ceiling); ``summary`` the flat numbers; ``history`` the student's curve.
+    """
+
+    config: ExperimentConfig
+    labels: np.ndarray
+    ids: list[str]
+    probs_weak: np.ndarray
+    probs_student: np.ndarray
+    probs_ceiling: np.ndarray
+    weak_labels_train: np.ndarray
+    student_probs_train: np.ndarray
+    train_labels: np.ndarray
+    weak_labels_val: np.ndarray
+    history: pd.DataFrame
+    weak_history: pd.DataFrame
+    ceiling_history: pd.DataFrame
+    metrics: pd.DataFrame
+    summary: dict[str, float]
+    cached: bool = False
+    seconds: float = 0.0
+
+    @property
+    def pgr(self) -> float:
+        return self.summary["pgr"]
+
+    def row(self) -> dict[str, Any]:
+        """Flat record (config fields + summary numbers) for tables."""
+        c = self.config
+        out: dict[str, Any] = {
+            "dataset": c.dataset,
+            "weak": c.weak,
+            "strong": c.strong,
+            "seed": c.seed,
+            "loss": c.loss,
+            "label_type": c.label_type,
+            "preset": c.preset,
+        }
+        out.update(self.summary)
+        out["cached"] = self.cached
+        out["seconds"] = self.seconds
+        return out
+
+
+# ------------------------------------------------------------------------------- validation
+
+
+def _check_sizes(sizes: Any) -> SplitSizes:
+    if isinstance(sizes, dict):
+        sizes = SplitSizes(**sizes)
+    if not isinstance(sizes, SplitSizes):
+        raise ValueError(f"sizes must be a SplitSizes (or a dict of its fields), got {sizes!r}")
+    for name in ("weak_train", "w2s_train", "val", "test"):
+        n = getattr(sizes, name)
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise ValueError(f"sizes.{name}={n!r} must be a non-negative integer")
+        if name != "val" and n == 0:
+            raise ValueError(f"sizes.{name}=0: the pipeline needs a non-empty {name} split")
+    return sizes
+
+
+def validate_config(cfg: ExperimentConfig) -> None:
+    """Raise ``ValueError`` for anything wrong with ``cfg`` before any work is done."""
+    if cfg.dataset not in data.DATASET_NAMES:
+        from pathlib import Path
+
+        if not Path(cfg.dataset).expanduser().exists():
+            raise ValueError(
+                f"dataset {cfg.dataset!r} is unknown; valid datasets: "
+                f"{', '.join(data.DATASET_NAMES)} (or a path to a local file/folder)"
+            )
+    check_model_name(cfg.weak)
+    check_model_name(cfg.strong)
+    if cfg.loss not in LOSS_NAMES:
+        raise ValueError(f"loss {cfg.loss!r} is unknown; valid losses: {', '.join(LOSS_NAMES)}")
+    if cfg.label_type not in LABEL_TYPES:
+        raise ValueError(f"label_type {cfg.label_type!r}; use one of {', '.join(LABEL_TYPES)}")
+    for name in ("mode", "weak_mode"):
+        if getattr(cfg, name) not in MODES:
+            raise ValueError(f"{name}={getattr(cfg, name)!r}; valid modes: {', '.join(MODES)}")
+    if cfg.preset not in PRESETS:
+        raise ValueError(
+            f"preset {cfg.preset!r} is unknown; valid presets: {', '.join(PRESET_NAMES)}"
+        )
+    if cfg.strong == "bow" and cfg.loss != "xent":
+        raise ValueError("strong='bow' trains only with loss='xent'")
+    _check_sizes(cfg.sizes)
+    for name in ("weak_settings", "strong_settings", "student_settings"):
+        if not isinstance(getattr(cfg, name), TrainSettings):
+            raise ValueError(f"{name} must be a TrainSettings")
+
+
+def make_config(
+    dataset: str,
+    weak: str,
+    strong: str | None = None,
+    seed: int = 0,
+    preset: str = "ci",
+    **overrides: Any,
+) -> ExperimentConfig:
+    """The :class:`ExperimentConfig` of ``preset`` for (dataset, weak, strong, seed).
+
+    ``overrides`` replace config fields (``loss``, ``label_type``, ``sizes``, ``mode``, ...); a
+    dict given for ``weak_settings``/``strong_settings``/``student_settings`` updates only the named
+    :class:`TrainSettings` fields. Seeds of all three settings are set to ``seed``.
+    """
+    p = get_preset(preset)
+    fields = {f.name for f in dataclasses.fields(ExperimentConfig)}
+    unknown = set(overrides) - fields
+    if unknown:
+        raise ValueError(
+            f"unknown override(s) {sorted(unknown)}; valid: {', '.join(sorted(fields))}"
+        )
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed={seed!r} must be a non-negative integer")
+    base = {
+        "weak_settings": p.weak_settings_for(weak),
+        "strong_settings": p.strong_settings,
+        "student_settings": p.student_settings,
+    }
+    for name, default in base.items():
+        value = overrides.pop(name, None)
+        if isinstance(value, dict):
+            base[name] = replace(default, **value)
+        elif value is not None:
+            base[name] = value
+    if "sizes" in overrides:
+        overrides["sizes"] = _check_sizes(overrides["sizes"])
+    cfg_kwargs: dict[str, Any] = {
+        "dataset": dataset,
+        "weak": weak,
+        "strong": strong or p.strong,
+        "sizes": p.sizes,
+        "seed": int(seed),
+        "mode": p.mode,
+        "trainable_layers": p.trainable_layers,
+        "weak_mode": p.weak_mode,
+        "weak_trainable_layers": p.weak_trainable_layers,
+        "label_type": p.label_type,
+        "preset": p.name,
+    }
+    cfg_kwargs.update(overrides)
+    for name, s in base.items():
+        if not isinstance(s, TrainSettings):
+            raise ValueError(f"{name} must be a TrainSettings or a dict of its fields")
+        s = replace(s, seed=int(seed))
+        if name == "student_settings":
+            s = replace(s, loss=cfg_kwargs.get("loss", "xent"))
+        else:
+            s = replace(s, loss="xent")
+        cfg_kwargs[name] = s
+    cfg = ExperimentConfig(**cfg_kwargs)
+    validate_config(cfg)
+    return cfg
+
+
+# -------------------------------------------------------------------------------- the run
+
+
+def _skey(s: TrainSettings) -> dict[str, Any]:
+    d = dataclasses.asdict(s)
+    d.pop("progress", None)
+    return d
+
+
+def _model_spec(name: str, mode: str, trainable_layers: int) -> dict[str, Any]:
+    if name in ("bow", "tiny-transformer"):
+        return {"name": name}
+    return {"name": name, "mode": mode, "trainable_layers": trainable_layers}
+
+
+def _build(name: str, mode: str, trainable_layers: int):
+    if name in ("bow", "tiny-transformer"):
+        return get_model(name)
+    return get_model(name, mode=mode, trainable_layers=trainable_layers)
+
+
+def _hist_arrays(prefix: str, df: pd.DataFrame) -> dict[str, np.ndarray]:
+    return {f"{prefix}__{c}": df[c].to_numpy(dtype=np.float64) for c in df.columns}
+
+
+def _hist_frame(prefix: str, arrays: dict[str, np.ndarray]) -> pd.DataFrame:
+    cols = {k[len(prefix) + 2 :]: v for k, v in arrays.items() if k.startswith(prefix + "__")}
+    df = pd.DataFrame(cols)
+    if "step" in df:
+        df["step"] = df["step"].astype(int)
+    if "selected" in df:
+        df["selected"] = df["selected"].astype(bool)
+    return df
+
+
+def _weak_piece(cfg: ExperimentConfig, splits, refresh: bool, progress: bool):
+    key = {
+        "engine": ENGINE_VERSION,
+        "dataset": cfg.dataset,
+        "sizes": cfg.sizes,
+        "seed": cfg.seed,
+        "model": _model_spec(cfg.weak, cfg.weak_mode, cfg.weak_trainable_layers),
+        "settings": _skey(cfg.weak_settings),
+    }
+
+    def compute():
+        model = _build(cfg.weak, cfg.weak_mode, cfg.weak_trainable_layers)
+        s = replace(cfg.weak_settings, progress=progress and cfg.weak_settings.progress)
+        tr = splits.weak_train
+        hist = model.fit(
+            tr.texts,
+            tr.labels,
+            s,
+            val=(splits.val.texts, splits.val.labels) if len(splits.val) else None,
+        )
+        arrays = {
+            "w2s_train": model.predict_proba(splits.w2s_train.texts),
+            "val": model.predict_proba(splits.val.texts) if len(splits.val) else np.zeros((0, 2)),
+            "test": model.predict_proba(splits.test.texts),
+            **_hist_arrays("hist", hist),
+        }
+        return arrays, {"what": "weak predictions"}
+
+    arrays, _ = cache.cached_arrays(key, "weak_preds", compute, refresh=refresh)
+    return arrays
+
+
+def _ceiling_piece(cfg: ExperimentConfig, splits, refresh: bool, progress: bool):
+    key = {
+        "engine": ENGINE_VERSION,
+        "dataset": cfg.dataset,
+        "sizes": cfg.sizes,
+        "seed": cfg.seed,
+        "model": _model_spec(cfg.strong, cfg.mode, cfg.trainable_layers),
+        "settings": _skey(cfg.strong_settings),
+    }
+
+    def compute():
+        model = _build(cfg.strong, cfg.mode, cfg.trainable_layers)
+        s = replace(cfg.strong_settings, progress=progress and cfg.strong_settings.progress)
+        tr = splits.w2s_train
+        hist = model.fit(
+            tr.texts,
+            tr.labels,
+            s,
+            val=(splits.val.texts, splits.val.labels) if len(splits.val) else None,
+            test=(splits.test.texts, splits.test.labels),
+        )
+        return {"test": model.predict_proba(splits.test.texts), **_hist_arrays("hist", hist)}, {
+            "what": "strong ceiling predictions"
+        }
+
+    arrays, _ = cache.cached_arrays(key, "ceiling_preds", compute, refresh=refresh)
+    return arrays
+
+
+def _metrics_table(
+    labels: np.ndarray,
+    probs: dict[str, np.ndarray],
+    weak_train: np.ndarray,
+    student_train: np.ndarray,
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    y = torch.as_tensor(np.array(labels, dtype=np.int64))
+    rows = []
+    for name in _MODELS:
+        p = torch.tensor(probs[name], dtype=torch.float64)
+        w = torch.tensor(probs["weak"], dtype=torch.float64)
+        row = {
+            "model": name,
+            "accuracy": metrics.accuracy(p, y),
+            "ce": float(-torch.log(p[torch.arange(len(y)), y].clamp_min(1e-12)).mean()),
+            "ece": metrics.ece(p, y),
+            "smooth_ce": metrics.smooth_ce(p[:, 1], y) if p.shape[1] == 2 else math.nan,
+        }
+        for kind in metrics.MISFIT_KINDS:
+            row[kind] = metrics.misfit(p, w, kind)
+        rows.append(row)
+    table = pd.DataFrame(rows).set_index("model")
+    acc, ce = table["accuracy"], table["ce"]
+    table["pgr"] = [metrics.pgr(acc["weak"], acc[m], acc["ceiling"]) for m in table.index]
+    summary = {
+        "weak_acc": float(acc["weak"]),
+        "student_acc": float(acc["student"]),
+        "ceiling_acc": float(acc["ceiling"]),
+        "pgr": float(table.loc["student", "pgr"]),
+        # CE: lower is better, so PGR on -CE
+        "pgr_ce": float(metrics.pgr(-ce["weak"], -ce["student"], -ce["ceiling"])),
+        "weak_ce": float(ce["weak"]),
+        "student_ce": float(ce["student"]),
+        "ceiling_ce": float(ce["ceiling"]),
+        "weak_ece": float(table.loc["weak", "ece"]),
+        "student_ece": float(table.loc["student", "ece"]),
+        "ceiling_ece": float(table.loc["ceiling", "ece"]),
+        "eps": float(table.loc["student", "kl_weak_student"]),
+        "eps_train": metrics.misfit(
+            torch.tensor(student_train), torch.tensor(weak_train), "kl_weak_student"
+        ),
+        "misfit_rev": float(table.loc["student", "kl_student_weak"]),
+        "misfit_sq": float(table.loc["student", "squared"]),
+    }
+    return table, summary
+
+
+def _result_from_arrays(cfg, arrays, seconds: float, cached: bool) -> ExperimentResult:
+    probs = {m: arrays[f"probs_{m}"] for m in _MODELS}
+    table, summary = _metrics_table(
+        arrays["labels"], probs, arrays["weak_labels_train"], arrays["student_probs_train"]
+    )
+    return ExperimentResult(
+        config=cfg,
+        labels=arrays["labels"],
+        ids=cache.unpack_texts(arrays["ids_blob"], arrays["ids_offsets"]),
+        probs_weak=probs["weak"],
+        probs_student=probs["student"],
+        probs_ceiling=probs["ceiling"],
+        weak_labels_train=arrays["weak_labels_train"],
+        student_probs_train=arrays["student_probs_train"],
+        train_labels=arrays["train_labels"],
+        weak_labels_val=arrays["weak_labels_val"],
+        history=_hist_frame("hist", arrays),
+        weak_history=_hist_frame("weakhist", arrays),
+        ceiling_history=_hist_frame("ceilhist", arrays),
+        metrics=table,
+        summary=summary,
+        cached=cached,
+        seconds=seconds,
+    )
+
+
+def run_experiment(
+    cfg: ExperimentConfig, *, use_cache: bool = True, progress: bool = False
+) -> ExperimentResult:
+    """Run (or reload) one weak-to-strong experiment; see the module docstring.
+
+    ``use_cache=False`` recomputes every piece (and overwrites the cache entries).
+    ``progress`` shows tqdm bars for the training loops.
+    """
+    validate_config(cfg)
+    t0 = time.perf_counter()
+    refresh = not use_cache
+    computed = {"flag": False}
+    key = {"engine": ENGINE_VERSION, "config": cfg}
+    # progress is a display setting: keep it out of the key
+    key = json.loads(cache.canonical_json(key))
+    for name in ("weak_settings", "strong_settings", "student_settings"):
+        key["config"][name].pop("progress", None)
+
+    def compute():
+        computed["flag"] = True
+        ds = data.load_texts(cfg.dataset, log=None)
+        splits = data.make_splits(ds, cfg.sizes, cfg.seed)
+        weak = _weak_piece(cfg, splits, refresh, progress)
+        ceil = _ceiling_piece(cfg, splits, refresh, progress)
+        weak_train = weak["w2s_train"]
+        targets = weak_train if cfg.label_type == "soft" else weak_train.argmax(1)
+        val_targets = weak["val"] if cfg.label_type == "soft" else weak["val"].argmax(1)
+        student = _build(cfg.strong, cfg.mode, cfg.trainable_layers)
+        s = replace(cfg.student_settings, progress=progress and cfg.student_settings.progress)
+        hist = student.fit(
+            splits.w2s_train.texts,
+            targets,
+            s,
+            val=(splits.val.texts, val_targets) if len(splits.val) else None,
+            test=(splits.test.texts, splits.test.labels),
+        )
+        ids_blob, ids_offsets = cache.pack_texts(list(splits.test.ids))
+        arrays = {
+            "labels": np.asarray(splits.test.labels, dtype=np.int64),
+            "ids_blob": ids_blob,
+            "ids_offsets": ids_offsets,
+            "probs_weak": weak["test"],
+            "probs_ceiling": ceil["test"],
+            "probs_student": student.predict_proba(splits.test.texts),
+            "weak_labels_train": weak_train,
+            "student_probs_train": student.predict_proba(splits.w2s_train.texts),
+            "train_labels": np.asarray(splits.w2s_train.labels, dtype=np.int64),
+            "weak_labels_val": weak["val"],
+            **_hist_arrays("hist", hist),
+            **{f"weakhist__{k[6:]}": v for k, v in weak.items() if k.startswith("hist__")},
+            **{f"ceilhist__{k[6:]}": v for k, v in ceil.items() if k.startswith("hist__")},
+        }
+        return arrays, {"what": "weak-to-strong result"}
+
+    arrays, _ = cache.cached_arrays(key, "results", compute, refresh=refresh)
+    return _result_from_arrays(cfg, arrays, time.perf_counter() - t0, not computed["flag"])
+
+
+def _as_list(x: str | Iterable[str] | None, default: Sequence[str]) -> list[str]:
+    if x is None:
+        return list(default)
+    if isinstance(x, str):
+        return [x]
+    return list(x)
+
+
+def run_grid(
+    datasets: str | Iterable[str] | None = None,
+    weaks: str | Iterable[str] | None = None,
+    strong: str | None = None,
+    seeds: int | Iterable[int] | None = None,
+    *,
+    preset: str = "ci",
+    use_cache: bool = True,
+    progress: bool = True,
+    **overrides: Any,
+) -> list[ExperimentResult]:
+    """Run every (dataset, seed, weak) combination; ``None`` takes the preset's chapter grid.
+
+    ``seeds`` is a count (``3`` -> seeds 0, 1, 2) or an explicit list. ``overrides`` go to
+    :func:`make_config`. All configs are validated before the first run.
+    """
+    p = get_preset(preset)
+    ds_list = _as_list(datasets, p.ladder_datasets)
+    weak_list = _as_list(weaks, p.ladder_weaks)
+    if seeds is None:
+        seed_list = list(p.seeds)
+    elif isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
+        if seeds < 1:
+            raise ValueError(f"seeds={seeds} must be a positive count or a list of seeds")
+        seed_list = list(range(int(seeds)))
+    else:
+        seed_list = [int(s) for s in seeds]  # type: ignore[union-attr]
+    if not ds_list or not weak_list or not seed_list:
+        raise ValueError("run_grid: datasets, weaks and seeds must be non-empty")
+    configs = [
+        make_config(d, w, strong, s, p.name, **overrides)
+        for d in ds_list
+        for s in seed_list
+        for w in weak_list
+    ]
+    results = []
+    for cfg in tqdm(configs, desc="w2s runs", disable=not progress, leave=False):
+        results.append(run_experiment(cfg, use_cache=use_cache))
+    return results
+
+
+_SUMMARY_METRICS = (
+    "weak_acc",
+    "student_acc",
+    "ceiling_acc",
+    "pgr",
+    "pgr_ce",
+    "eps",
+    "eps_train",
+    "weak_ce",
+    "student_ce",
+    "ceiling_ce",
+)
+
+
+def summarize(results: Sequence[ExperimentResult]) -> pd.DataFrame:
+    """Per (dataset, weak, strong, loss, label_type): mean and Student-t interval across seeds.
+
+    Columns ``<metric>`` (mean), ``<metric>_lo``, ``<metric>_hi`` for weak/student/ceiling
+    accuracy, PGR (mean of per-seed PGRs; seeds with undefined PGR are dropped and counted in
+    ``pgr_n``), eps and CE, plus ``n_seeds``.
+    """
+    if not results:
+        raise ValueError("summarize: no results")
+    df = pd.DataFrame([r.row() for r in results])
+    keys = ["dataset", "weak", "strong", "loss", "label_type"]
+    out = []
+    for group, sub in df.groupby(keys, sort=False):
+        row: dict[str, Any] = dict(zip(keys, group, strict=True))
+        row["n_seeds"] = len(sub)
+        for m in _SUMMARY_METRICS:
+            vals = sub[m].to_numpy(dtype=np.float64)
+            vals = vals[np.isfinite(vals)]
+            if m == "pgr":
+                row["pgr_n"] = len(vals)
+            if len(vals) == 0:
+                row[m], row[f"{m}_lo"], row[f"{m}_hi"] = math.nan, math.nan, math.nan
+                continue
+            iv = metrics.seed_interval(vals)
+            row[m], row[f"{m}_lo"], row[f"{m}_hi"] = iv.point, iv.lo, iv.hi
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+# ------------------------------------------------------------------------------------- CLI
+
+
+def _format_table(table: pd.DataFrame) -> str:
+    cols = ["dataset", "weak", "strong", "n_seeds"]
+    lines = []
+    for _, r in table.iterrows():
+        parts = [f"{r[c]}" for c in cols]
+        for m in ("weak_acc", "student_acc", "ceiling_acc", "pgr", "eps"):
+            lo, hi = r[f"{m}_lo"], r[f"{m}_hi"]
+            band = f" [{lo:.3f}, {hi:.3f}]" if np.isfinite(lo) else ""
+            parts.append(f"{m}={r[m]:.3f}{band}")
+        lines.append("  ".join(parts))
+    return "\n".join(lines)
+
+
+def _run_cli(args: argparse.Namespace) -> int:
+    overrides: dict[str, Any] = {}
+    if args.loss:
+        overrides["loss"] = args.loss
+    if args.label_type:
+        overrides["label_type"] = args.label_type
+    results = run_grid(
+        args.dataset,
+        args.weak,
+        args.strong,
+        args.seeds,
+        preset=args.preset,
+        use_cache=not args.no_cache,
+        progress=not args.json,
+        **overrides,
+    )
+    table = summarize(results)
+    if args.json:
+        payload = {
+            "summary": json.loads(table.to_json(orient="records")),
+            "runs": json.loads(pd.DataFrame([r.row() for r in results]).to_json(orient="records")),
+        }
+        print(json.dumps(payload, indent=2))
+    else:
+        print(_format_table(table))
+    return 0
+
+
+def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``run``: ``w2s run --dataset sarcasm --weak bow --preset ci --seeds 3``."""
+    epilog = (
+        f"datasets: {', '.join(data.DATASET_NAMES)}\n"
+        f"models:   {', '.join(MODEL_NAMES)} (or a Hugging Face name / local folder)\n"
+        f"presets:  {', '.join(PRESET_NAMES)}\n"
+        f"losses:   {', '.join(LOSS_NAMES)}\n"
+        f"modes:    {', '.join(MODES)}"
+    )
+    p = subparsers.add_parser(
+        "run",
+        help="run weak-to-strong experiments (cached) and print a results table",
+        description="Train weak model, strong ceiling and student; print accuracy, PGR, eps.",
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--dataset", nargs="+", default=None, help="dataset name(s)")
+    p.add_argument("--weak", nargs="+", default=None, help="weak model name(s)")
+    p.add_argument("--strong", default=None, help="strong model (default: the preset's)")
+    p.add_argument("--preset", default="ci", help=f"one of {', '.join(PRESET_NAMES)}")
+    p.add_argument("--seeds", type=int, default=None, help="number of seeds (0..N-1)")
+    p.add_argument("--loss", default=None, help=f"student loss: {', '.join(LOSS_NAMES)}")
+    p.add_argument("--label-type", default=None, choices=LABEL_TYPES)
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--no-cache", action="store_true", help="recompute (and overwrite) entries")
+    p.set_defaults(func=_run_cli)
+    return p

@@ -1,0 +1,158 @@
+"""The experiment settings in one readable place: ``ci`` (CPU, minutes) and ``paper`` (GPU).
+
+A :class:`Preset` holds the split sizes, the training settings of the weak model, the strong
+ceiling and the student, the training modes, and the chapter grids (``ladder_datasets``,
+``ladder_weaks``, ``strong``, ``seeds``). Chapters that use the same preset and grid build the same
+:class:`w2s_utils.experiment.ExperimentConfig` objects and therefore hit the same cache entries.
+
+``ci`` budget (2 CPU cores): one cold pipeline run (weak, ceiling, student) <= 3 minutes, and the
+chapter-1 grid (2 datasets x 3 weak models x 3 seeds) <= 10 minutes cold. It reaches that by
+training the strong model (MiniLM-L6) in ``cached-trunk`` mode: its bottom 5 layers run once per
+text and are cached; only the top layer + head train.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from w2s_utils.data import SplitSizes
+from w2s_utils.train import TrainSettings
+
+__all__ = ["PRESETS", "PRESET_NAMES", "Preset", "get_preset"]
+
+
+@dataclass(frozen=True)
+class Preset:
+    """All settings of one experiment scale.
+
+    ``weak_settings`` train pretrained weak models (and ``bow``, which reads only ``seed`` and
+    ``loss``); ``scratch_settings`` train ``tiny-transformer``; ``strong_settings`` the strong
+    ceiling on gold labels; ``student_settings`` the strong student on weak labels.
+    """
+
+    name: str
+    description: str
+    sizes: SplitSizes
+    strong: str
+    ladder_weaks: tuple[str, ...]
+    ladder_datasets: tuple[str, ...]
+    seeds: tuple[int, ...]
+    mode: str
+    trainable_layers: int
+    weak_mode: str
+    weak_trainable_layers: int
+    weak_settings: TrainSettings
+    scratch_settings: TrainSettings
+    strong_settings: TrainSettings
+    student_settings: TrainSettings
+    label_type: str = "soft"
+    device: str = "cpu"
+    hidden: bool = False
+    extra_weaks: tuple[str, ...] = field(default_factory=tuple)
+
+    def weak_settings_for(self, weak: str) -> TrainSettings:
+        """Training settings of weak model ``weak`` (from-scratch models get their own)."""
+        return self.scratch_settings if weak == "tiny-transformer" else self.weak_settings
+
+
+_CI_STRONG = TrainSettings(
+    epochs=2,
+    batch_size=32,
+    lr=1e-4,
+    weight_decay=0.01,
+    warmup_frac=0.1,
+    max_length=32,
+    eval_every=0,
+    progress=False,
+)
+_CI = Preset(
+    name="ci",
+    description="CPU (2 cores): MiniLM-L6 strong model, top layer trained on cached trunk states",
+    sizes=SplitSizes(weak_train=1000, w2s_train=2000, val=500, test=1500),
+    strong="minilm-l6",
+    ladder_weaks=("bow", "minilm-l1", "tiny-transformer"),
+    ladder_datasets=("sarcasm", "rotten_tomatoes"),
+    seeds=(0, 1, 2),
+    mode="cached-trunk",
+    trainable_layers=1,
+    weak_mode="cached-trunk",
+    weak_trainable_layers=1,
+    weak_settings=_CI_STRONG,
+    scratch_settings=replace(_CI_STRONG, epochs=4, lr=1e-3, warmup_frac=0.05),
+    strong_settings=_CI_STRONG,
+    student_settings=_CI_STRONG,
+    extra_weaks=("minilm-l2", "minilm-l3"),
+)
+
+_PAPER_SETTINGS = TrainSettings(
+    epochs=2,
+    batch_size=32,
+    lr=1e-5,
+    weight_decay=0.0,
+    warmup_frac=0.05,
+    max_length=256,
+    eval_every=100,
+    bf16=True,
+    eval_batch_size=64,
+    progress=True,
+)
+_PAPER = Preset(
+    name="paper",
+    description="GPU: GPT-2 -> GPT-2-medium/-large, full fine-tune, bf16 (needs the HF hub)",
+    sizes=SplitSizes(weak_train=5000, w2s_train=5000, val=500, test=2000),
+    strong="gpt2-medium",
+    ladder_weaks=("gpt2",),
+    ladder_datasets=("sciq", "hh_rlhf"),
+    seeds=(0, 1, 2),
+    mode="full",
+    trainable_layers=1,
+    weak_mode="full",
+    weak_trainable_layers=1,
+    weak_settings=replace(_PAPER_SETTINGS, lr=5e-5),
+    scratch_settings=replace(_PAPER_SETTINGS, lr=1e-3, epochs=4),
+    strong_settings=_PAPER_SETTINGS,
+    student_settings=_PAPER_SETTINGS,
+    device="cuda",
+    extra_weaks=("gpt2-large",),
+)
+
+_TEST_SETTINGS = TrainSettings(
+    epochs=1,
+    batch_size=16,
+    lr=1e-3,
+    max_length=16,
+    eval_every=0,
+    progress=False,
+    train_eps_max=50,
+)
+_TEST = Preset(
+    name="test",
+    description="tiny sizes for the unit tests (seconds); not for results",
+    sizes=SplitSizes(weak_train=40, w2s_train=60, val=20, test=40),
+    strong="minilm-l2",
+    ladder_weaks=("bow",),
+    ladder_datasets=("sarcasm",),
+    seeds=(0,),
+    mode="cached-trunk",
+    trainable_layers=1,
+    weak_mode="cached-trunk",
+    weak_trainable_layers=1,
+    weak_settings=_TEST_SETTINGS,
+    scratch_settings=_TEST_SETTINGS,
+    strong_settings=_TEST_SETTINGS,
+    student_settings=_TEST_SETTINGS,
+    hidden=True,
+)
+
+PRESETS: dict[str, Preset] = {p.name: p for p in (_CI, _PAPER, _TEST)}
+#: Public preset names (the hidden ``test`` preset works but is not advertised).
+PRESET_NAMES: tuple[str, ...] = tuple(n for n, p in PRESETS.items() if not p.hidden)
+
+
+def get_preset(name: str | Preset) -> Preset:
+    """The preset called ``name`` (a :class:`Preset` passes through); unknown -> ``ValueError``."""
+    if isinstance(name, Preset):
+        return name
+    if name not in PRESETS:
+        raise ValueError(f"preset {name!r} is unknown; valid presets: {', '.join(PRESET_NAMES)}")
+    return PRESETS[name]
