@@ -58,11 +58,12 @@ class Preset:
 _CI_STRONG = TrainSettings(
     epochs=2,
     batch_size=32,
-    lr=1e-4,
+    lr=1e-3,
     weight_decay=0.01,
     warmup_frac=0.1,
     max_length=32,
     eval_every=0,
+    train_eps_max=500,
     progress=False,
 )
 _CI = Preset(
