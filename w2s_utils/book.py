@@ -421,7 +421,7 @@ def build_info_markdown(root: Path, record: BuildRecord) -> str:
         ("CPU", f"{_cpu_model()}, {os.cpu_count()} logical cores"),
         ("Device", _device()),
     ]
-    out = ["| | |", "| --- | --- |", *[f"| {k} | {v} |" for k, v in rows], ""]
+    out = ["| Setting | Value |", "| --- | --- |", *[f"| {k} | {v} |" for k, v in rows], ""]
     out += ["## Chapters", "", "| Notebook | Status | Time (s) |", "| --- | --- | ---: |"]
     status_text = {
         "ok": "executed",
