@@ -519,7 +519,7 @@ def bound_band(
     ax.set_xlim(-0.6, len(cats) - 0.4)
     ax.set_xlabel(xlabel if xlabel is not None else x)
     ax.set_ylabel(ylabel if ylabel is not None else value)
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", framealpha=0.9)
     return ax
 
 
