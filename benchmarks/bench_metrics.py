@@ -10,7 +10,7 @@ Notes: inputs are float32 (the precision models produce); the torch ops include 
 validation every public function runs. ``smooth_ce`` is compared with scipy HiGHS on the same LP
 (the numpy-world reference; row 'smooth_ce (highs|dp)': the numpy column is HiGHS, the torch
 column our exact DP) up to 10^5 (at 10^6 HiGHS took ~160 s); the DP runs at 10^6 in a few
-seconds, 10^7 (pure-Python loop, ~1-2 min) is left out of the default sizes. The environment
+seconds, 10^7 (pure-Python loop, ~100 s) is left out of the default sizes. The environment
 may set OPENBLAS_CORETYPE; this script neither needs nor changes it. On shared machines timings are
 noisy: rerun and compare.
 """

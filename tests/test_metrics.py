@@ -283,11 +283,20 @@ def test_smooth_ce_matches_dense_linprog(seed, n, decimals, power):
     assert m.smooth_ce(p, y, method="highs") == pytest.approx(ref, abs=1e-7)
 
 
-def test_smooth_ce_dp_equals_highs_larger(rng):
-    for n in (500, 3000):
-        p = rng.random(n) ** 2
+@pytest.mark.parametrize("case", ["miscalibrated", "calibrated", "alternating", "ties", "gap"])
+def test_smooth_ce_dp_equals_highs_larger(rng, case):
+    n = 2000
+    p = np.sort(rng.random(n))
+    y = (rng.random(n) < p).astype(np.int64)
+    if case == "miscalibrated":
         y = (rng.random(n) < np.sqrt(p)).astype(np.int64)
-        assert m.smooth_ce(p, y) == pytest.approx(m.smooth_ce(p, y, method="highs"), abs=1e-8)
+    elif case == "alternating":
+        y = np.arange(n) % 2
+    elif case == "ties":
+        p = np.round(p, 2)
+    elif case == "gap":
+        p = np.where(p < 0.5, p * 1e-3, 1 - (1 - p) * 1e-3)
+    assert m.smooth_ce(p, y) == pytest.approx(m.smooth_ce(p, y, method="highs"), abs=1e-8)
 
 
 def test_smooth_ce_bounds_and_binary_forms(rng):
