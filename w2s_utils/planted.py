@@ -15,8 +15,8 @@ Because ``F*`` is known, ``Err`` of every predictor is computed exactly on the t
 (numerical) optimality in float64 with Newton's method: seconds on a CPU for thousands of texts.
 
 Public API: :func:`fit_softmax_probe` -> :class:`SoftmaxProbe`, :func:`planted_from_features`
-(pure, on feature arrays) and :func:`planted_task` (fetches cached features through the engine),
-both returning a :class:`PlantedResult`.
+(pure, on feature arrays) and :func:`planted_task` (fetches cached features through the engine,
+for the fixed text subset :func:`planted_texts`), both returning a :class:`PlantedResult`.
 """
 
 from __future__ import annotations
@@ -39,8 +39,6 @@ __all__ = [
     "planted_task",
     "planted_texts",
 ]
-
-PREDICTORS = ("weak", "student", "ceiling")
 
 
 @dataclass(frozen=True)
