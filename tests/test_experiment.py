@@ -229,8 +229,9 @@ def test_sigkill_mid_run_leaves_no_half_written_entry(tmp_path):
         + textwrap.dedent(
             """
             from w2s_utils.experiment import make_config, run_experiment
+            slow = {"epochs": 15, "eval_every": 10000}
             cfg = make_config("sarcasm", "bow", preset="test",
-                              strong_settings={"epochs": 40}, student_settings={"epochs": 40})
+                              strong_settings=slow, student_settings=slow)
             run_experiment(cfg)
             """
         )
@@ -251,7 +252,7 @@ def test_sigkill_mid_run_leaves_no_half_written_entry(tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert not list((cache_root / "results").glob("*.npz"))
-    done = subprocess.run([sys.executable, str(script)], env=env, timeout=300)
+    done = subprocess.run([sys.executable, str(script)], env=env, timeout=600)
     assert done.returncode == 0
     entries = [p for p in cache_root.rglob("*.npz")]
     assert len(list((cache_root / "results").glob("*.npz"))) == 1
