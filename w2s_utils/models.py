@@ -356,7 +356,7 @@ def _load_tokenizer(source: str):
     if source not in _TOKENIZER_CACHE:
         from transformers import AutoTokenizer
 
-        tok = AutoTokenizer.from_pretrained(source, **_hub_kwargs(source))
+        tok = _from_pretrained(AutoTokenizer, source)
         if tok.pad_token is None:
             if tok.eos_token is None:
                 raise RuntimeError(f"tokenizer of {source!r} has neither a pad nor an eos token")
@@ -366,12 +366,20 @@ def _load_tokenizer(source: str):
     return _TOKENIZER_CACHE[source]
 
 
-def _hub_kwargs(source: str) -> dict[str, Any]:
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "on", "yes")
+
+
+def _from_pretrained(cls: Any, source: str) -> Any:
+    """Load from a folder or the local HF cache first; ask the hub only when not offline."""
     if Path(source).is_dir():
-        return {}
-    if os.environ.get("HF_HUB_OFFLINE", "") in ("1", "true", "True", "ON", "YES"):
-        return {"local_files_only": True}
-    return {}
+        return cls.from_pretrained(source)
+    try:
+        return cls.from_pretrained(source, local_files_only=True)
+    except OSError:
+        if _offline():
+            raise
+    return cls.from_pretrained(source)
 
 
 def _load_backbone(source: str) -> nn.Module:
@@ -381,7 +389,7 @@ def _load_backbone(source: str) -> nn.Module:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
-        _MODEL_CACHE[source] = AutoModel.from_pretrained(source, **_hub_kwargs(source)).eval()
+        _MODEL_CACHE[source] = _from_pretrained(AutoModel, source).eval()
     return copy.deepcopy(_MODEL_CACHE[source])
 
 
