@@ -271,3 +271,13 @@ def test_tightness_scatter_log_drops_nonpositive_and_draws_diagonal():
     with pytest.raises(ValueError, match="log=False"):
         plots.tightness_scatter(df.assign(gap=0.0), x="bound", y="gap")
     plt.close("all")
+
+
+def test_long_category_labels_wrap_and_panels_widen():
+    df = pd.DataFrame(
+        dict(weak=["bow", "minilm-l1", "tiny-transformer", "x4", "x5"], eps=0.1, interaction=-0.2)
+    ).assign(ce_diff=lambda d: d.eps + d.interaction)
+    fig = plots.decomposition_bars(df, col=None)
+    labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert labels[2] == "tiny-\ntransformer" and labels[0] == "bow"
+    assert fig.get_figwidth() >= 1.3 * 5

@@ -17,6 +17,7 @@ precomputed (see :mod:`w2s_utils.metrics`), so the figures show exactly the numb
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -96,6 +97,18 @@ def _facets(
     return fig, panels
 
 
+def _tick_labels(levels: Sequence[Any], width: int = 10) -> list[str]:
+    """Category labels wrapped at hyphens/spaces so neighbouring ticks do not overlap."""
+    return [
+        "\n".join(textwrap.wrap(str(v), width, break_on_hyphens=True)) or str(v) for v in levels
+    ]
+
+
+def _panel_width(width: float, n_x: int) -> float:
+    """Panel width: at least ``width``, and about 1.3 inch per category."""
+    return max(width, 1.3 * n_x + 0.6)
+
+
 def _role_color(level: Any, i: int) -> str:
     if isinstance(level, str) and level.lower() in ROLE_COLORS:
         return ROLE_COLORS[level.lower()]
@@ -130,7 +143,9 @@ def accuracy_by_model(
     _require_columns(df, [x, value, lo, hi, hue, col])
     xs_all = _levels(df[x], order)
     hues = [None] if hue is None else _levels(df[hue], hue_order)
-    fig, panels = _facets(df, col, col_order, *panel_size)
+    fig, panels = _facets(
+        df, col, col_order, _panel_width(panel_size[0], len(xs_all)), panel_size[1]
+    )
     width = 0.7
     step = width / max(len(hues), 1)
     offsets = {h: (i - (len(hues) - 1) / 2) * step for i, h in enumerate(hues)}
@@ -173,7 +188,7 @@ def accuracy_by_model(
                 if len(pts) > 1:
                     ax.plot(*zip(*pts, strict=True), color="0.7", lw=1, zorder=1)
         ax.set_xticks(range(len(xs_all)))
-        ax.set_xticklabels([str(v) for v in xs_all])
+        ax.set_xticklabels(_tick_labels(xs_all))
         ax.set_xlim(-0.6, len(xs_all) - 0.4)
         ax.set_xlabel(xlabel if xlabel is not None else x)
     panels[0][2].set_ylabel(ylabel)
@@ -224,7 +239,9 @@ def decomposition_bars(
     labels = dict(part_labels or {})
     xs_all = _levels(df[x], order)
     colors = sns.color_palette("Set2", len(parts))
-    fig, panels = _facets(df, col, col_order, *panel_size)
+    fig, panels = _facets(
+        df, col, col_order, _panel_width(panel_size[0], len(xs_all)), panel_size[1]
+    )
     for level, sub, ax in panels:
         if sub[x].duplicated().any():
             where = "" if level is None else f" in panel {col}={level!r}"
@@ -273,7 +290,7 @@ def decomposition_bars(
         ax.axhline(0.0, color="0.3", lw=0.8, zorder=1)
         ax.set_xlim(-0.6, len(xs_all) - 0.4)
         ax.set_xticks(range(len(xs_all)))
-        ax.set_xticklabels([str(v) for v in xs_all])
+        ax.set_xticklabels(_tick_labels(xs_all))
         ax.set_xlabel(xlabel if xlabel is not None else x)
     panels[0][2].set_ylabel(ylabel)
     handles, leg_labels = panels[0][2].get_legend_handles_labels()
