@@ -100,7 +100,7 @@ def _facets(
 def _tick_labels(levels: Sequence[Any], width: int = 10) -> list[str]:
     """Category labels wrapped at hyphens/spaces so neighbouring ticks do not overlap."""
     return [
-        "\n".join(textwrap.wrap(str(v), width, break_on_hyphens=True)) or str(v) for v in levels
+        "\n".join(textwrap.wrap(str(v), width, break_long_words=False)) or str(v) for v in levels
     ]
 
 
