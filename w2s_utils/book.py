@@ -278,6 +278,9 @@ def execute_notebook(
         except subprocess.TimeoutExpired:
             _kill_group(proc)
             rc, timed_out = -1, True
+        except BaseException:  # interrupted (Ctrl-C, SIGTERM): take the kernel down too
+            _kill_group(proc)
+            raise
         log.seek(0)
         child_log = log.read().decode("utf-8", "replace")
     seconds = time.perf_counter() - start
@@ -572,7 +575,13 @@ def run_book(
     return 0
 
 
+def _terminate(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
 def _cmd_book(args: argparse.Namespace) -> int:
+    # SIGTERM unwinds like Ctrl-C, so a running notebook's process group is killed with us
+    signal.signal(signal.SIGTERM, _terminate)
     root = Path(args.root).resolve() if args.root else find_root()
     return run_book(
         root=root,
