@@ -565,6 +565,12 @@ def run_book(
         return 1
     if html:
         t1 = time.perf_counter()
+        for nb in notebooks:
+            if nb not in executed:
+                log(
+                    f"note: {nb.as_posix()} was never executed; the site shows it without "
+                    "outputs (glued values then fail the build: run it once without --only)"
+                )
         staging = stage_sources(root, build, executed)
         write_build_info(staging, root, record)
         site = build_html(root, staging, log=log)
