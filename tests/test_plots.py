@@ -246,6 +246,8 @@ def test_bound_band_draws_one_bar_per_row_and_points_per_hue():
     np.testing.assert_allclose([r.get_height() for r in bars[0]], [2.0, 1.0, 6.0])
     assert len([c for c in ax.containers if isinstance(c, ErrorbarContainer)]) == 2
     assert ax.get_yscale() == "symlog"
+    lo_lim, hi_lim = ax.get_ylim()
+    assert lo_lim < -3.0 and hi_lim > 3.0  # every band is fully visible
     assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b", "c"]
     with pytest.raises(ValueError, match="lo/hi"):
         plots.bound_band(df, x="pair", value="diff", lower="lower", upper="upper", lo="lo")

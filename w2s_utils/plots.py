@@ -525,8 +525,20 @@ def bound_band(
             label=value if h is None else str(h),
             zorder=3,
         )
+    extra = [rows[c].to_numpy(dtype=float) for c in (value, lo, hi) if c is not None]
+    vals = np.concatenate([low, up, *extra])
+    vals = vals[np.isfinite(vals)]
     if symlog is not None:
         ax.set_yscale("symlog", linthresh=float(symlog))
+    if vals.size:
+        a, b = min(float(vals.min()), 0.0), max(float(vals.max()), 0.0)
+        if symlog is not None:  # pad by a factor (a fixed share of a decade on the log part)
+            a = a * 1.6 if a < -symlog else a - 0.3 * symlog
+            b = b * 1.6 if b > symlog else b + 0.3 * symlog
+        else:
+            pad = 0.06 * (b - a) if b > a else 1.0
+            a, b = a - pad, b + pad
+        ax.set_ylim(a, b)
     ax.set_xticks(range(len(cats)))
     ax.set_xticklabels(
         [str(c) for c in cats],
