@@ -136,3 +136,15 @@ def test_public_functions_name_the_bad_argument(call, name):
     with pytest.raises(ValueError) as err:
         call()
     assert str(err.value).startswith(f"{name}:"), str(err.value)
+
+
+def test_read_only_arrays_convert_without_warning():
+    import warnings
+
+    a = np.array([0.2, 0.8])
+    a.setflags(write=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        t = v.as_tensor(a, "p")
+    assert t.tolist() == [0.2, 0.8]
+    assert not a.flags.writeable  # the caller's array is untouched

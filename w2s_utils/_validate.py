@@ -40,7 +40,10 @@ def as_tensor(x: Any, name: str, *, floating: bool = True) -> torch.Tensor:
         t = x
     else:
         try:
-            t = torch.as_tensor(np.asarray(x))
+            a = np.asarray(x)
+            if not a.flags.writeable:  # e.g. arrays loaded from the cache: torch wants to own them
+                a = a.copy()
+            t = torch.as_tensor(a)
         except (TypeError, ValueError, RuntimeError) as err:
             raise ValueError(
                 f"{name}: cannot convert {type(x).__name__} to a tensor ({err}); "
