@@ -16,21 +16,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Weak-to-strong generalization: metrics, theorem checks and experiments.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    from w2s_utils import report
+    from w2s_utils import book, experiment, report
 
     report.add_check_parser(sub)
-    try:
-        from w2s_utils import experiment
-    except ImportError:  # pragma: no cover - engine not importable
-        pass
-    else:
-        experiment.add_run_parser(sub)
-    try:
-        from w2s_utils import book
-    except ImportError:  # pragma: no cover
-        pass
-    else:
-        book.add_book_parser(sub)
+    experiment.add_run_parser(sub)
+    book.add_book_parser(sub)
     return parser
 
 
