@@ -7,8 +7,10 @@ ceiling and the student, the training modes, and the chapter grids (``ladder_dat
 
 ``ci`` budget (2 CPU cores): one cold pipeline run (weak, ceiling, student) <= 3 minutes, and the
 chapter-1 grid (2 datasets x 3 weak models x 3 seeds) <= 10 minutes cold. It reaches that by
-training the strong model (MiniLM-L6) in ``cached-trunk`` mode: its bottom 5 layers run once per
-text and are cached; only the top layer + head train.
+training the strong model (MiniLM-L6) in ``cached-trunk`` mode: its bottom 4 layers run once per
+text and are cached; the top 2 layers + head train. (With only the top layer trainable the strong
+ceiling on sarcasm was 0.82, no better than a 1-layer teacher, and the bag-of-words teacher left no
+room to gain: PGR -0.08 over 3 seeds. Two trainable layers: ceiling 0.87, PGR 0.29 on seed 0.)
 """
 
 from __future__ import annotations
@@ -68,14 +70,14 @@ _CI_STRONG = TrainSettings(
 )
 _CI = Preset(
     name="ci",
-    description="CPU (2 cores): MiniLM-L6 strong model, top layer trained on cached trunk states",
+    description="CPU (2 cores): MiniLM-L6 strong model, top 2 layers trained on cached trunk states",
     sizes=SplitSizes(weak_train=1000, w2s_train=2000, val=500, test=1500),
     strong="minilm-l6",
     ladder_weaks=("bow", "minilm-l1", "tiny-transformer"),
     ladder_datasets=("sarcasm", "rotten_tomatoes"),
     seeds=(0, 1, 2),
     mode="cached-trunk",
-    trainable_layers=1,
+    trainable_layers=2,
     weak_mode="cached-trunk",
     weak_trainable_layers=1,
     weak_settings=_CI_STRONG,
