@@ -235,7 +235,23 @@ def _execute_child(args: list[str]) -> int:
         progress_bar=False,
         request_save_on_cell_execute=True,
     )
+    _hide_injected_parameters(Path(spec["output"]))
     return 0
+
+
+def _hide_injected_parameters(path: Path) -> None:
+    """Tag papermill's injected-parameters cell ``remove-cell``: the page shows the chapter's own
+    parameters cell, and the build-info page records the preset it ran with."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
+    tmp = path.with_name(path.name + ".tmp")
+    nbformat.write(nb, tmp)
+    os.replace(tmp, path)
 
 
 def execute_notebook(
