@@ -1,7 +1,7 @@
 # Reproducible build of the book and its library. Needs python3 (venv, pip), npm and make;
 # `make test-browser` also needs Debian's chromium (installed with apt-get when run as root).
 #   make book   - environment, data, every notebook executed, HTML site in _build/html
-#   make test   - the test suite (everything but the browser test)
+#   make test   - ruff, then the test suite (everything but the browser test)
 SHELL := /bin/bash
 .SHELLFLAGS := -e -o pipefail -c
 .DEFAULT_GOAL := book
@@ -59,6 +59,7 @@ book: $(STAMP) $(MATHJAX) data
 	@echo "The book is at $(CURDIR)/_build/html/index.html"
 
 test: $(STAMP)
+	$(PY) -m ruff check w2s_utils tests benchmarks
 	$(PY) -m pytest -m "not browser" --ignore=tests/browser
 
 chromium:

@@ -7,7 +7,8 @@ bytes / time). Times are the best of ``--repeats`` runs. Not a test.
     /work/venv/bin/python benchmarks/bench_metrics.py [--quick] [--device cpu|cuda|all]
 
 Notes: inputs are float32 (the precision models produce); the torch ops include the input
-validation every public function runs. ``smooth_ce`` is compared with scipy HiGHS on the same LP
+validation every public function runs; the ``validate=False`` rows time the kernels alone (what
+internal hot loops call). ``smooth_ce`` is compared with scipy HiGHS on the same LP
 (the numpy-world reference; row 'smooth_ce (highs|dp)': the numpy column is HiGHS, the torch
 column our exact DP) up to 10^5 (at 10^6 HiGHS took ~160 s); the DP runs at 10^6 in a few
 seconds, 10^7 (pure-Python loop, ~100 s) is left out of the default sizes. The environment
@@ -96,7 +97,21 @@ def bench_device(dev: torch.device, binary: tuple, multi: tuple, repeats: int) -
             lambda: m.kl(tpm, tqm),
             (2 * n_mc * k_mc + n_mc) * f32,
         ),
+        (
+            "kl binary, validate=False",
+            sb,
+            lambda: np_kl_binary(pb, qb),
+            lambda: m.kl(tpb, tqb, validate=False),
+            3 * n_bin * f32,
+        ),
         ("ece binary", sb, lambda: np_ece(pb, yb), lambda: m.ece(tpb, tyb), n_bin * (f32 + 8)),
+        (
+            "ece binary, validate=False",
+            sb,
+            lambda: np_ece(pb, yb),
+            lambda: m.ece(tpb, tyb, validate=False),
+            n_bin * (f32 + 8),
+        ),
         (
             "ece 10-class",
             sm,

@@ -72,8 +72,10 @@ def _pair(p: torch.Tensor, q: torch.Tensor, validate: bool) -> tuple[torch.Tenso
 
 
 # CPU evaluation of large inputs in chunks of this many elements, so that the temporaries of the
-# elementwise kernels stay in cache (about 2x faster than whole-array ops on a 2-core box).
-CHUNK_ELEMENTS = 1 << 15
+# elementwise kernels stay in cache (about 2x faster than whole-array ops on a 2-core box). 2^17
+# (512 KiB of float32) is also large enough for torch's intra-op threads to split: with 2 threads
+# KL ran 1.6x (binary) / 1.8x (10-class) faster than at 2^15, and no slower with 1 thread.
+CHUNK_ELEMENTS = 1 << 17
 
 
 def _fix_zero_log_zero(t: torch.Tensor) -> torch.Tensor:

@@ -70,7 +70,7 @@ _CI_STRONG = TrainSettings(
 )
 _CI = Preset(
     name="ci",
-    description="CPU (2 cores): MiniLM-L6 strong model, top 2 layers trained on cached trunk states",
+    description="CPU (2 cores): MiniLM-L6, top 2 layers trained on cached trunk states",
     sizes=SplitSizes(weak_train=1000, w2s_train=2000, val=500, test=1500),
     strong="minilm-l6",
     ladder_weaks=("bow", "minilm-l1", "tiny-transformer"),
