@@ -36,7 +36,7 @@ from torch import nn
 
 from w2s_utils.device import default_device
 from w2s_utils.features import TextFeatureStore
-from w2s_utils.train import TrainSettings, as_target_probs, train_classifier
+from w2s_utils.train import TrainSettings, as_target_probs, objective_eps, train_classifier
 
 __all__ = [
     "MODEL_NAMES",
@@ -259,13 +259,13 @@ class BowClassifier(Classifier):
         self.clf.fit(xs[keep], ys[keep], sample_weight=ws[keep])
         row: dict[str, float] = {"step": 1, "epoch": 1.0}
         p = self.predict_proba(texts)
-        row["train_eps"] = _kl(q, p)
+        row["train_eps"] = objective_eps(q, p)
         if val is not None:
             pv = self.predict_proba(val[0])
             qv = as_target_probs(val[1], k)
             row["val_loss"] = float(-(qv * np.log(np.clip(pv, 1e-12, 1))).sum(1).mean())
             row["val_acc"] = float((pv.argmax(1) == qv.argmax(1)).mean())
-            row["val_eps"] = _kl(qv, pv)
+            row["val_eps"] = objective_eps(qv, pv)
         if test is not None:
             pt = self.predict_proba(test[0])
             yt = np.asarray(test[1]).astype(np.int64)
@@ -290,18 +290,6 @@ class BowClassifier(Classifier):
         """The TF-IDF matrix (scipy sparse ``[N, vocab]``)."""
         self._check_fitted()
         return self.vectorizer.transform(list(texts))
-
-
-def _kl(q: np.ndarray, p: np.ndarray) -> float:
-    from w2s_utils.metrics import misfit
-
-    return float(
-        misfit(
-            torch.as_tensor(p, dtype=torch.float64),
-            torch.as_tensor(q, dtype=torch.float64),
-            "kl_weak_student",
-        )
-    )
 
 
 # ------------------------------------------------------------------------------- tokenization

@@ -128,8 +128,8 @@ def _autocast(device: torch.device, enabled: bool):
     return contextlib.nullcontext()
 
 
-def _eps(target: np.ndarray, probs: np.ndarray) -> float:
-    """E KL(target || probs) in nats (the training objective minus the target entropy)."""
+def objective_eps(target: np.ndarray, probs: np.ndarray) -> float:
+    """E KL(target || probs) in nats: the objective eps (soft-label CE minus the target entropy)."""
     from w2s_utils.metrics import misfit
 
     return float(
@@ -225,12 +225,12 @@ def train_classifier(
         running, running_n = 0.0, 0
         if eps_idx is not None:
             p = model.predict_items([items[i] for i in eps_idx], s.eval_batch_size)
-            row["train_eps"] = _eps(y[eps_idx], p)
+            row["train_eps"] = objective_eps(y[eps_idx], p)
         if val_items is not None:
             p = model.predict_items(val_items, s.eval_batch_size)
             row["val_loss"] = _ce_vs(val_y, p)
             row["val_acc"] = float((p.argmax(1) == val_y.argmax(1)).mean())
-            row["val_eps"] = _eps(val_y, p)
+            row["val_eps"] = objective_eps(val_y, p)
         if test_items is not None:
             p = model.predict_items(test_items, s.eval_batch_size)
             row["test_acc"] = float((p.argmax(1) == test_y).mean())
