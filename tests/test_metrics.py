@@ -416,3 +416,77 @@ def test_uniform_binning_matches_bucketize_at_edges(dtype, monkeypatch):
     assert rel.count.long().tolist() == want.tolist()
     ref = float(binary_calibration_error(p, y, n_bins=15, norm="l1"))
     assert rel.ece == pytest.approx(ref, abs=1e-6)
+
+
+EDGE = st.sampled_from([0.0, 1.0, 0.5, 1e-300, 1 - 1e-16, 0.25, 1e-7])
+
+
+@given(
+    st.lists(st.tuples(EDGE | st.floats(0, 1), EDGE | st.floats(0, 1)), min_size=1, max_size=60),
+    st.sampled_from([4, 1 << 17]),
+)
+def test_fast_kernels_equal_xlogy_on_exact_zeros_and_ones(pairs, chunk):
+    """Interior kernel + NaN-row repair == the xlogy path, infinities and 0·log 0 included."""
+    p = torch.tensor([a for a, _ in pairs], dtype=torch.float64)
+    q = torch.tensor([b for _, b in pairs], dtype=torch.float64)
+    old, m.CHUNK_ELEMENTS = m.CHUNK_ELEMENTS, chunk  # chunk 4: many chunks, deferred checks
+    try:
+        fast = (m.kl(p, q), m.cross_entropy(p, q), m.entropy(p))
+    finally:
+        m.CHUNK_ELEMENTS = old
+    pg = p.clone().requires_grad_(True)
+    slow = (m.kl(pg, q), m.cross_entropy(pg, q), m.entropy(pg))
+    for a, b in zip(fast, slow, strict=True):
+        b = b.detach()
+        assert not a.isnan().any()
+        assert torch.equal(a.isinf(), b.isinf())
+        fin = ~b.isinf()
+        assert torch.allclose(a[fin], b[fin], rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("fn", ["kl", "cross_entropy", "entropy"])
+@pytest.mark.parametrize(
+    ("where", "value", "message"),
+    [
+        ("p", float("nan"), "p: contains NaN or inf"),
+        ("p", 1.5, r"p: probabilities must lie in \[0, 1\]"),
+        ("q", -0.1, r"q: probabilities must lie in \[0, 1\]"),
+        ("q", float("inf"), "q: contains NaN or inf"),
+    ],
+)
+@pytest.mark.parametrize("k", [None, 3])
+def test_validation_of_chunked_inputs(monkeypatch, fn, where, value, message, k):
+    """Inputs large enough to be chunked are checked whole: a bad value in a late chunk is found."""
+    if fn == "entropy" and where == "q":
+        return
+    monkeypatch.setattr(m, "CHUNK_ELEMENTS", 16)  # 200 rows -> many chunks
+    rng = np.random.default_rng(0)
+    shape = (200,) if k is None else (200, k)
+    p = random_probs(rng, shape) if k else rng.random(200)
+    q = random_probs(rng, shape) if k else rng.random(200)
+    bad = p if where == "p" else q
+    bad[173] = value  # a late chunk
+    args = (p,) if fn == "entropy" else (p, q)
+    with pytest.raises(ValueError, match=message):
+        getattr(m, fn)(*args)
+
+
+def test_validation_of_chunked_row_sums(monkeypatch):
+    monkeypatch.setattr(m, "CHUNK_ELEMENTS", 16)
+    rng = np.random.default_rng(0)
+    p, q = random_probs(rng, (200, 4)), random_probs(rng, (200, 4))
+    q[150] *= 0.9
+    with pytest.raises(ValueError, match="q: rows .* must sum to 1 within 1e-05, worst row is off"):
+        m.kl(p, q)
+    ok = m.kl(p, random_probs(rng, (200, 4)))  # and a valid input passes the same path
+    assert ok.shape == (200,) and bool((ok >= 0).all())
+
+
+def test_subnormal_probabilities_in_float32():
+    """p / q overflows float32 for a subnormal q; the result must still be the exact finite KL."""
+    p = torch.tensor([0.5, 1e-44, 0.3], dtype=torch.float32)
+    q = torch.tensor([1e-40, 0.9, 0.3], dtype=torch.float32)
+    got = m.kl(p, q).double()
+    want = m.kl(p.double().requires_grad_(), q.double()).detach()
+    assert torch.isfinite(got).all()
+    assert torch.allclose(got, want, rtol=1e-5)

@@ -92,11 +92,12 @@ def check_probs(p: Any, name: str = "p", atol: float = 1e-5) -> torch.Tensor:
                 f"{name}: last axis (classes) has size {t.shape[-1]}; need at least 2 classes, "
                 "or pass a binary predictor as a 1-D tensor [N] of positive-class probabilities"
             )
-        dev = (t.detach().sum(dim=-1) - 1.0).abs().max()
-        if float(dev) > atol:
+        s_lo, s_hi = torch.aminmax(t.detach().sum(dim=-1))
+        dev = max(float(s_hi) - 1.0, 1.0 - float(s_lo))
+        if dev > atol:
             raise ValueError(
                 f"{name}: rows (last axis) must sum to 1 within {atol:g}, worst row is off by "
-                f"{float(dev):.3g}; normalise with p / p.sum(-1, keepdim=True) or use softmax"
+                f"{dev:.3g}; normalise with p / p.sum(-1, keepdim=True) or use softmax"
             )
     return t
 
