@@ -65,8 +65,9 @@ PATCH = textwrap.dedent(
 
 @pytest.fixture
 def isolated(monkeypatch, tmp_path):
-    """Private cache folder + the synthetic dataset in place of ``load_texts``."""
+    """Private cache folder, CPU (exact reruns), a synthetic dataset in place of ``load_texts``."""
     monkeypatch.setenv("W2S_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("W2S_DEVICE", "cpu")
     ds = synthetic_dataset()
     monkeypatch.setattr(data, "load_texts", lambda name, **kw: ds)
     from w2s_utils.features import TextFeatureStore
@@ -264,3 +265,17 @@ def test_sigkill_mid_run_leaves_no_half_written_entry(tmp_path):
 
 def _as_path(p) -> Path:  # pragma: no cover - helper kept for readability
     return Path(p)
+
+
+@pytest.mark.cuda
+def test_pipeline_on_cuda(isolated, cuda_device, monkeypatch):
+    """The whole pipeline (tiny-transformer weak, MiniLM strong) runs on the GPU, bf16 included."""
+    monkeypatch.setenv("W2S_DEVICE", str(cuda_device))
+    cfg = make_config("sarcasm", "tiny-transformer", preset="test")
+    res = run_experiment(cfg, use_cache=False)
+    for name in ("probs_weak", "probs_student", "probs_ceiling"):
+        p = getattr(res, name)
+        assert p.shape == (40, 2) and np.isfinite(p).all()
+        np.testing.assert_allclose(p.sum(1), 1, atol=1e-6)
+    assert set(res.metrics.index) == {"weak", "student", "ceiling"}
+    assert np.isfinite(res.metrics["accuracy"]).all() and res.summary["eps"] >= 0

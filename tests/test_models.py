@@ -37,8 +37,13 @@ def test_hub_name_offline_is_a_clear_runtime_error(monkeypatch, tmp_path):
         get_model("EleutherAI/pythia-14m-not-cached")
 
 
-def test_cached_trunk_equals_full_forward():
-    m = get_model("minilm-l3", mode="cached-trunk", trainable_layers=1, use_disk_cache=False)
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
+def test_cached_trunk_equals_full_forward(device, request):
+    if device == "cuda":
+        request.getfixturevalue("cuda_device")  # skips without a GPU
+    m = get_model(
+        "minilm-l3", device=device, mode="cached-trunk", trainable_layers=1, use_disk_cache=False
+    )
     m.max_length = 24
     m.reset_parameters(0)
     m.train_mode(False)
@@ -167,3 +172,29 @@ def test_tiny_transformer_shapes():
     assert p.shape == (8, 2)
     np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-6)
     assert len(hist) == 1 and hist["step"].iloc[0] == 2
+
+
+def test_fast_dropout_statistics_gradient_and_seed():
+    d = models.FastDropout(0.1)
+    x = torch.ones(1000, 1000, requires_grad=True)
+    torch.manual_seed(0)
+    y = d(x)
+    kept = y != 0
+    rate = 1 - kept.double().mean().item()
+    assert rate == pytest.approx(0.1, abs=3 * (0.1 * 0.9 / 1e6) ** 0.5 + 1e-4)
+    assert y[kept].unique().tolist() == pytest.approx([d.scale])
+    assert y.double().mean().item() == pytest.approx(1.0, abs=3e-3)  # expectation kept
+    y.sum().backward()
+    assert torch.equal(x.grad, y.detach())  # d y / d x = keep * scale
+    torch.manual_seed(0)
+    assert torch.equal(d(x), y)  # seeded by torch's generator
+    d.eval()
+    assert d(x) is x
+    with pytest.raises(ValueError, match="dropout p"):
+        models.FastDropout(1.0)
+
+
+def test_hf_backbones_use_fast_dropout():
+    m = get_model("minilm-l1", mode="full")
+    kinds = {type(x) for x in m.backbone.modules()}
+    assert models.FastDropout in kinds and torch.nn.Dropout not in kinds

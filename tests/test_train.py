@@ -42,8 +42,8 @@ def test_settings_reject_bad_values(field, value):
         TrainSettings(**{field: value})
 
 
-def _fit(seed: int, **kw):
-    m = get_model("tiny-transformer")
+def _fit(seed: int, device: str = "cpu", **kw):
+    m = get_model("tiny-transformer", device=device)
     s = TrainSettings(epochs=2, batch_size=8, lr=1e-3, seed=seed, progress=False, **kw)
     _, hist = train_classifier(m, TEXTS, LABELS, s, val=(TEXTS, LABELS), test=(TEXTS, LABELS))
     return m, hist
@@ -116,3 +116,18 @@ def test_soft_targets_and_losses():
         train_classifier(
             get_model("tiny-transformer"), TEXTS, soft[:3], TrainSettings(progress=False)
         )
+
+
+@pytest.mark.cuda
+def test_training_on_cuda_with_bf16(cuda_device):
+    m, hist = _fit(0, device=str(cuda_device), bf16=True, eval_every=1)
+    assert all(p.device.type == "cuda" for p in m.net.parameters())
+    assert np.isfinite(hist[["train_loss", "val_loss", "test_ce"]].to_numpy()).all()
+    p = m.predict_proba(TEXTS)
+    assert p.shape == (len(TEXTS), 2) and np.isfinite(p).all()
+    np.testing.assert_allclose(p.sum(1), 1, atol=1e-6)
+    cpu, _ = _fit(0)
+    # same seed, other device and precision: not bit-identical, but the same fit quality
+    acc = ((p[:, 1] > 0.5) == LABELS).mean()
+    acc_cpu = ((cpu.predict_proba(TEXTS)[:, 1] > 0.5) == LABELS).mean()
+    assert abs(acc - acc_cpu) <= 0.25

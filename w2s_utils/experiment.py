@@ -54,7 +54,8 @@ __all__ = [
 
 LABEL_TYPES = ("soft", "hard")
 #: Bump when what a cached result means changes (training code, metrics, stored arrays).
-ENGINE_VERSION = 1
+#: 2: fused AdamW (same update rule, different rounding).
+ENGINE_VERSION = 2
 _MODELS = ("weak", "student", "ceiling")
 #: PGR is undefined (nan) unless the ceiling beats the weak model by more than this accuracy gap:
 #: a 1-point gap is about one standard error of an accuracy on ~1,500 test examples, so a smaller

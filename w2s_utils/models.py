@@ -370,15 +370,63 @@ def _from_pretrained(cls: Any, source: str) -> Any:
     return cls.from_pretrained(source)
 
 
+class FastDropout(nn.Module):
+    """Inverted dropout that draws its uniforms as 16-bit integers, four per 64-bit random word.
+
+    The drop probability is rounded to a multiple of 2^-16 (0.100006 for p = 0.1) and the kept
+    activations are scaled by 1 / (1 − that probability), so the expectation is kept exactly. On
+    CPU, ``nn.Dropout`` draws one Bernoulli per element: 2.0 ms for a [32, 27, 384] activation on
+    the 2-core dev box against 0.55 ms here (dropout was 9% of a MiniLM-L6 training step). Other
+    devices use ``torch.nn.functional.dropout`` (fused on CUDA). Seeded by torch's generator.
+    """
+
+    _LO, _HI = torch.iinfo(torch.int64).min, torch.iinfo(torch.int64).max
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout p={p} must lie in [0, 1)")
+        self.p = p
+        self.threshold = -(1 << 15) + round(p * (1 << 16))  # int16 draws below it are dropped
+        self.scale = 1.0 / (1.0 - round(p * (1 << 16)) / (1 << 16))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        if x.device.type != "cpu":
+            return nn.functional.dropout(x, self.p, True)
+        n = x.numel()
+        words = torch.randint(self._LO, self._HI, ((n + 3) // 4,), dtype=torch.int64)
+        keep = words.view(torch.int16)[:n].view(x.shape) >= self.threshold
+        return x.mul(keep).mul_(self.scale)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+def _fast_dropout(module: nn.Module) -> nn.Module:
+    """Replace every ``nn.Dropout`` inside ``module`` by :class:`FastDropout` (same p)."""
+    for name, child in list(module.named_children()):
+        if type(child) is nn.Dropout:
+            setattr(module, name, FastDropout(child.p))
+        else:
+            _fast_dropout(child)
+    return module
+
+
 def _load_backbone(source: str) -> nn.Module:
-    """AutoModel for ``source`` (a pristine copy; the first load is memoised in this process)."""
+    """AutoModel for ``source`` (a pristine copy; the first load is memoised in this process).
+
+    Its ``nn.Dropout`` modules become :class:`FastDropout` (attention-probability dropout inside
+    ``scaled_dot_product_attention`` is unchanged).
+    """
     if source not in _MODEL_CACHE:
         from transformers import AutoModel
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
         _MODEL_CACHE[source] = _from_pretrained(AutoModel, source).eval()
-    return copy.deepcopy(_MODEL_CACHE[source])
+    return _fast_dropout(copy.deepcopy(_MODEL_CACHE[source]))
 
 
 def _hub_error(source: str, err: Exception) -> RuntimeError:
@@ -446,6 +494,10 @@ class HFClassifier(TorchClassifier):
                 )
         self.trainable_layers = trainable_layers
         self.frozen = self.n_layers - trainable_layers if mode == "cached-trunk" else 0
+        if self.device.type == "cpu" and self.model_type == "bert":
+            # eager attention: its probability dropout is a FastDropout module, and for short
+            # sequences it ran 2-4% faster than SDPA's math path on the 2-core box
+            backbone.set_attn_implementation("eager")
         self.backbone = backbone.to(self.device)
         hidden = cfg.hidden_size if hasattr(cfg, "hidden_size") else cfg.n_embd
         self.head = nn.Linear(hidden, n_classes).to(self.device)
