@@ -68,6 +68,14 @@ def _texts(n: int) -> list[str]:
     return list(ds.texts[:n])
 
 
+def _rate(flops_per_s: float) -> str:
+    return (
+        f"{flops_per_s / 1e12:.1f} TFLOP/s"
+        if flops_per_s >= 1e12
+        else f"{flops_per_s / 1e9:.1f} GFLOP/s"
+    )
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -120,10 +128,8 @@ def bench_training(
     kind = "bf16" if cuda else "fp32"
     n = "8192^3" if cuda else "1024^3"
     if cuda:
-        rows.append(
-            ("fp32 GEMM rate (8192^3, no TF32, best)", f"{gemm_rate(device) / 1e12:.1f} TFLOP/s")
-        )
-    rows.append((f"{kind} GEMM rate ({n}, torch.mm, best)", f"{peak / 1e9:.1f} GFLOP/s"))
+        rows.append(("fp32 GEMM rate (8192^3, no TF32, best)", _rate(gemm_rate(device))))
+    rows.append((f"{kind} GEMM rate ({n}, torch.mm, best)", _rate(peak)))
     cfg = full.backbone.config
     n_layer_params = sum(p.numel() for p in full.layers.parameters())
     seq = tok / batch
@@ -136,7 +142,7 @@ def bench_training(
     rows.append(
         (
             f"  achieved FLOP/s / {kind} GEMM rate",
-            f"{flops / sec / 1e9:.1f} GFLOP/s = {flops / sec / peak:.0%}",
+            f"{_rate(flops / sec)} = {flops / sec / peak:.1%}",
         )
     )
     cached = get_model(
@@ -202,6 +208,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--skip-pipeline", action="store_true")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--max-length", type=int, default=32, help="tokens per text (ci: 32)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: w2s_utils' choice)")
     args = parser.parse_args()
     if args.threads:
@@ -222,7 +230,7 @@ def main() -> None:
             + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
         )
     )
-    rows += bench_training(args.steps, device)
+    rows += bench_training(args.steps, device, args.batch, args.max_length)
     if not args.skip_pipeline:
         rows += bench_pipeline()
     width = max(len(k) for k, _ in rows)

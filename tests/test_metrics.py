@@ -312,7 +312,7 @@ def test_smooth_ce_bounds_and_binary_forms(rng):
 
 
 def test_smooth_ce_orders_predictors_like_relplot():
-    import relplot
+    relplot = pytest.importorskip("relplot")
 
     rng = np.random.default_rng(7)
     truth = rng.random(4000)

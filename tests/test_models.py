@@ -54,7 +54,7 @@ def test_cached_trunk_equals_full_forward(device, request):
         top = m.head(m._pool(m._run_top(trunk, b["attention_mask"]), b["attention_mask"]))
     full = torch.as_tensor(m.full_forward_logits(TEXTS))
     assert m.frozen == 2
-    torch.testing.assert_close(top, full, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(top.cpu(), full, atol=1e-5, rtol=1e-5)
     # end to end through the float16 per-text cache (unpadded, batched by length)
     cached = m.predict_proba(TEXTS)
     np.testing.assert_allclose(cached, torch.softmax(full, -1).numpy(), atol=2e-3)
@@ -119,7 +119,8 @@ def test_decoder_pools_last_non_pad_token(tmp_path):
     ids = m.tokenizer(texts[1])["input_ids"]
     assert ids[-1] == m.tokenizer.pad_token_id
     with torch.no_grad():
-        h = m.backbone(input_ids=torch.tensor([ids])).last_hidden_state[0, -1].numpy()
+        out = m.backbone(input_ids=torch.tensor([ids], device=m.device))
+        h = out.last_hidden_state[0, -1].cpu().numpy()
     np.testing.assert_allclose(batched[1], h, atol=1e-5)
 
 

@@ -567,13 +567,9 @@ class HFClassifier(TorchClassifier):
         from transformers.masking_utils import create_causal_mask
 
         pos = torch.arange(h.shape[1], device=h.device).unsqueeze(0)
-        m4 = create_causal_mask(
-            config=self.backbone.config,
-            inputs_embeds=h,
-            attention_mask=mask,
-            cache=None,
-            position_ids=pos,
-        )
+        # positional: the 4th parameter (no KV cache) is `past_key_values` up to transformers 5.17
+        # and `cache` from 5.24 on
+        m4 = create_causal_mask(self.backbone.config, h, mask, None, pos)
         for layer in self.layers[lo:hi]:
             h = layer(h, attention_mask=m4, position_ids=pos)
             if isinstance(h, tuple):
