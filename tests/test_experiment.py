@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from w2s_utils import cache, data
 from w2s_utils.data import SplitSizes
@@ -279,3 +280,11 @@ def test_pipeline_on_cuda(isolated, cuda_device, monkeypatch):
         np.testing.assert_allclose(p.sum(1), 1, atol=1e-6)
     assert set(res.metrics.index) == {"weak", "student", "ceiling"}
     assert np.isfinite(res.metrics["accuracy"]).all() and res.summary["eps"] >= 0
+
+
+def test_cache_keys_record_the_device(monkeypatch):
+    from w2s_utils import experiment
+
+    assert experiment._engine_key()["device"] == "cpu" or torch.cuda.is_available()
+    monkeypatch.setattr(experiment, "default_device", lambda: torch.device("cuda"))
+    assert experiment._engine_key() == {"engine": experiment.ENGINE_VERSION, "device": "cuda"}

@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 
 from w2s_utils import cache, data, metrics
 from w2s_utils.data import SplitSizes
+from w2s_utils.device import default_device
 from w2s_utils.losses import LOSS_NAMES
 from w2s_utils.models import MODEL_NAMES, MODES, check_model_name, get_model
 from w2s_utils.presets import PRESET_NAMES, PRESETS, get_preset
@@ -57,6 +58,14 @@ LABEL_TYPES = ("soft", "hard")
 #: 2: fused AdamW (same update rule, different rounding).
 ENGINE_VERSION = 2
 _MODELS = ("weak", "student", "ceiling")
+
+
+def _engine_key() -> dict[str, object]:
+    """What every cache key of the pipeline holds besides the config: the engine version and the
+    device type (a GPU run and a CPU run of one config give different numbers)."""
+    return {"engine": ENGINE_VERSION, "device": default_device().type}
+
+
 #: PGR is undefined (nan) unless the ceiling beats the weak model by more than this accuracy gap:
 #: a 1-point gap is about one standard error of an accuracy on ~1,500 test examples, so a smaller
 #: gap would divide by noise (Burns et al.'s PGR is meaningless there).
@@ -290,7 +299,7 @@ def _hist_frame(prefix: str, arrays: dict[str, np.ndarray]) -> pd.DataFrame:
 
 def _weak_piece(cfg: ExperimentConfig, splits, refresh: bool, progress: bool):
     key = {
-        "engine": ENGINE_VERSION,
+        **_engine_key(),
         "dataset": cfg.dataset,
         "sizes": cfg.sizes,
         "seed": cfg.seed,
@@ -322,7 +331,7 @@ def _weak_piece(cfg: ExperimentConfig, splits, refresh: bool, progress: bool):
 
 def _ceiling_piece(cfg: ExperimentConfig, splits, refresh: bool, progress: bool):
     key = {
-        "engine": ENGINE_VERSION,
+        **_engine_key(),
         "dataset": cfg.dataset,
         "sizes": cfg.sizes,
         "seed": cfg.seed,
@@ -437,7 +446,7 @@ def run_experiment(
     t0 = time.perf_counter()
     refresh = not use_cache
     computed = {"flag": False}
-    key = {"engine": ENGINE_VERSION, "config": cfg}
+    key = {**_engine_key(), "config": cfg}
     # progress is a display setting: keep it out of the key
     key = json.loads(cache.canonical_json(key))
     for name in ("weak_settings", "strong_settings", "student_settings"):
