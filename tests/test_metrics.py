@@ -490,3 +490,35 @@ def test_subnormal_probabilities_in_float32():
     want = m.kl(p.double().requires_grad_(), q.double()).detach()
     assert torch.isfinite(got).all()
     assert torch.allclose(got, want, rtol=1e-5)
+
+
+@pytest.mark.parametrize("k", [None, 2, 4])
+def test_target_instead_of_labels(rng, k):
+    """F* in place of labels: one-hot targets reproduce the labels' ECE and smooth CE."""
+    n = 300
+    p = rng.random(n) if k is None else random_probs(rng, (n, k), conc=0.5)
+    y = rng.integers(0, 2 if k is None else k, n)
+    onehot = np.eye(2 if k is None else k)[y]
+    target = onehot[:, 1] if k is None else onehot
+    for conf in ["top", "positive"] if k in (None, 2) else ["top"]:
+        assert m.ece(p, target=target, confidence=conf) == pytest.approx(
+            m.ece(p, y, confidence=conf), abs=1e-12
+        )
+    if k in (None, 2):
+        assert m.smooth_ce(p, target=target) == pytest.approx(m.smooth_ce(p, y), abs=1e-12)
+        with pytest.raises(ValueError, match="exactly one of labels"):
+            m.smooth_ce(p)
+    with pytest.raises(ValueError, match="exactly one of labels"):
+        m.ece(p, y, target=target)
+    with pytest.raises(ValueError, match="target: shape"):
+        m.ece(p, target=target[:-1])
+
+
+def test_soft_target_ece_by_hand(rng):
+    """Top-label ECE against F*: Σ_bins |Σ_i (F*_i[pred_i] − conf_i)| / N, computed in numpy."""
+    p, f = random_probs(rng, (500, 3), conc=0.7), random_probs(rng, (500, 3))
+    conf, pred = p.max(1), p.argmax(1)
+    hit = f[np.arange(500), pred]
+    idx = np.minimum((conf * 15).astype(int), 15)
+    want = sum(abs((hit - conf)[idx == b].sum()) for b in range(16)) / 500
+    assert m.ece(p, target=f) == pytest.approx(want, abs=1e-12)

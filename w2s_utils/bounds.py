@@ -535,33 +535,6 @@ def _binary(p: Any, name: str) -> Tensor:
     return t
 
 
-def _smooth_ce_against(p: Tensor, target: Tensor) -> float:
-    """Empirical smCE with a soft target: max (1/n) sum_i w(p_i) (target_i - p_i), exact.
-
-    Same LP (and solver) as :func:`w2s_utils.metrics.smooth_ce`, whose labels are replaced by
-    ``F*``: the programme only sees the residuals ``target - p``.
-    """
-    s = p.detach().cpu().numpy().astype(np.float64)
-    r = target.detach().cpu().numpy().astype(np.float64) - s
-    order = np.argsort(s, kind="stable")
-    return metrics._smooth_ce_dp(s[order], r[order]) / len(s)
-
-
-def _ece_against(p: Tensor, target: Tensor, n_bins: int) -> float:
-    """Top-label binned ECE with the ground truth ``F*`` in place of the hit indicators.
-
-    Same equal-width binning as :func:`w2s_utils.metrics.reliability` (``n_bins`` bins plus the
-    point bin at confidence 1); with one-hot ``target`` it equals ``metrics.ece(p, labels)``.
-    """
-    conf, pred = p.max(dim=-1)
-    hit = target.gather(-1, pred[:, None])[:, 0]
-    edges = torch.linspace(0, 1, n_bins + 1, dtype=conf.dtype, device=conf.device)
-    idx = torch.bucketize(conf, edges, right=True) - 1
-    gap = torch.zeros(n_bins + 1, dtype=conf.dtype, device=conf.device)
-    gap = gap.index_add_(0, idx, hit - conf)
-    return float(gap.abs().sum() / conf.shape[0])
-
-
 def _check_n_bins(n_bins: int) -> int:
     if not isinstance(n_bins, int) or isinstance(n_bins, bool) or n_bins < 1:
         raise ValueError(f"n_bins: must be a positive integer, got {n_bins!r}")
@@ -626,15 +599,13 @@ def theorem2(
     fsw = _same(fw, "p_w", _binary(p_sw, "p_sw"), "p_sw")
     target, source = _target(2, fw, f_star, labels)
     pw, psw, y = fw[:, 1], fsw[:, 1], target[:, 1]
-    if source == "labels":
-        lab = y.long()
-        smce_w = metrics.smooth_ce(pw, lab, validate=False)
-        smce_sw = metrics.smooth_ce(psw, lab, validate=False)
-        ece_w = metrics.ece(fw, lab, n_bins, validate=False)
-        ece_sw = metrics.ece(fsw, lab, n_bins, validate=False)
-    else:
-        smce_w, smce_sw = _smooth_ce_against(pw, y), _smooth_ce_against(psw, y)
-        ece_w, ece_sw = _ece_against(fw, target, n_bins), _ece_against(fsw, target, n_bins)
+    # against hard labels, or against F*'s probabilities (the metrics take either)
+    truth = {"labels": y.long()} if source == "labels" else {"target": y}
+    smce_w = metrics.smooth_ce(pw, **truth, validate=False)
+    smce_sw = metrics.smooth_ce(psw, **truth, validate=False)
+    truth = {"labels": y.long()} if source == "labels" else {"target": target}
+    ece_w = metrics.ece(fw, **truth, n_bins=n_bins, validate=False)
+    ece_sw = metrics.ece(fsw, **truth, n_bins=n_bins, validate=False)
     diff = abs(smce_sw - smce_w)
     mean_abs = _mean((psw - pw).abs())
     kl_fwd = metrics.kl(fw, fsw, validate=False)
@@ -707,7 +678,7 @@ def ece_bound(p: Any, f_star: Any, *, n_bins: int = 15, tol: float = DEFAULT_TOL
     n_bins = _check_n_bins(n_bins)
     q = _probs(p, "p")
     fs = _same(q, "p", _probs(f_star, "f_star"), "f_star")
-    ece = _ece_against(q, fs, n_bins)
+    ece = metrics.ece(q, target=fs, n_bins=n_bins, validate=False)
     mean_tv = _mean(metrics.tv(fs, q, validate=False))
     err = _mean(metrics.kl(fs, q, validate=False))
     bound_err = math.sqrt(err / 2.0) if math.isfinite(err) else math.inf

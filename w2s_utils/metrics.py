@@ -269,20 +269,44 @@ def _n_classes(probs: torch.Tensor) -> int:
     return 2 if probs.dim() == 1 else int(probs.shape[-1])
 
 
+def _probs_rows(probs, validate: bool) -> torch.Tensor:
+    """``[N]`` or ``[N, K]`` probabilities (checked when ``validate``)."""
+    if not validate:
+        return as_tensor(probs, "probs")
+    probs = check_probs(probs, "probs")
+    if probs.dim() > 2:
+        raise ValueError(
+            f"probs: expected [N] or [N, K], got shape {tuple(probs.shape)}; flatten the "
+            "leading axes first"
+        )
+    return probs
+
+
 def _probs_labels(probs, labels, validate: bool) -> tuple[torch.Tensor, torch.Tensor]:
     if validate:
-        probs = check_probs(probs, "probs")
-        if probs.dim() > 2:
-            raise ValueError(
-                f"probs: expected [N] or [N, K], got shape {tuple(probs.shape)}; flatten the "
-                "leading axes first"
-            )
+        probs = _probs_rows(probs, True)
         labels = check_labels(labels, _n_classes(probs), "labels")
         check_leading(probs, labels)
     else:
         probs = as_tensor(probs, "probs")
         labels = as_tensor(labels, "labels", floating=False).long()
     return probs, labels.to(probs.device)
+
+
+def _probs_truth(probs, labels, target, validate: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(probs, truth)``: truth is the int labels, or the float ``target`` distribution (F*)."""
+    if (labels is None) == (target is None):
+        raise ValueError(
+            "pass exactly one of labels (class indices) and target (the true class "
+            "probabilities, e.g. a known F*, same shape as probs)"
+        )
+    if labels is not None:
+        return _probs_labels(probs, labels, validate)
+    probs = _probs_rows(probs, validate)
+    target = check_probs(target, "target") if validate else as_tensor(target, "target")
+    if validate:
+        check_same_shape((probs, "probs"), (target, "target"))
+    return probs, target.to(device=probs.device, dtype=probs.dtype)
 
 
 def accuracy(probs, labels, *, validate: bool = True) -> float:
@@ -344,15 +368,21 @@ class Reliability:
 
 
 def _confidence_and_hits(
-    probs: torch.Tensor, labels: torch.Tensor, confidence: str
+    probs: torch.Tensor, truth: torch.Tensor, confidence: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Binned confidence and its "hit": 0/1 against labels, the true probability against F*."""
+    soft = truth.is_floating_point()
     if confidence == "top":
         if probs.dim() == 1:
             conf = torch.maximum(probs, 1.0 - probs)
             pred = probs > 0.5
+            if soft:
+                return conf, torch.where(pred, truth, 1.0 - truth)
         else:
             conf, pred = probs.max(dim=-1)  # first maximal index, as argmax and torchmetrics
-        hits = (pred == labels).to(conf.dtype)
+            if soft:
+                return conf, truth.gather(-1, pred[:, None])[:, 0]
+        hits = (pred == truth).to(conf.dtype)
     elif confidence == "positive":
         if probs.dim() == 2 and probs.shape[1] != 2:
             raise ValueError(
@@ -360,7 +390,7 @@ def _confidence_and_hits(
                 "use confidence='top'"
             )
         conf = probs[:, 1] if probs.dim() == 2 else probs
-        hits = labels.to(conf.dtype)
+        hits = (truth[:, 1] if truth.dim() == 2 else truth).to(conf.dtype)
     else:
         raise ValueError(f"confidence: must be 'top' or 'positive', got {confidence!r}")
     return conf, hits
@@ -368,11 +398,12 @@ def _confidence_and_hits(
 
 def reliability(
     probs,
-    labels,
+    labels=None,
     n_bins: int = 15,
     strategy: str = "uniform",
     *,
     confidence: str = "top",
+    target=None,
     validate: bool = True,
 ) -> Reliability:
     """Binned calibration data (the basis of :func:`ece`).
@@ -388,13 +419,17 @@ def reliability(
     holding confidences equal to 1.0; so ``n_bins + 1`` rows are returned.
     ``strategy="quantile"``: ``n_bins`` equal-mass bins whose edges are quantiles of the confidence
     (last bin closed; ties can leave bins empty).
+
+    ``target`` (instead of ``labels``): the true class probabilities F*(x), same shape as
+    ``probs``, where they are known (planted tasks, theory checks); a bin's accuracy is then the
+    mean true probability of the predicted class. One-hot targets give the labels' result.
     """
     if validate:
         if not isinstance(n_bins, int) or isinstance(n_bins, bool) or n_bins < 1:
             raise ValueError(f"n_bins: must be a positive integer, got {n_bins!r}")
         if strategy not in ("uniform", "quantile"):
             raise ValueError(f"strategy: must be 'uniform' or 'quantile', got {strategy!r}")
-    probs, labels = _probs_labels(probs, labels, validate)
+    probs, labels = _probs_truth(probs, labels, target, validate)
     if confidence not in ("top", "positive"):
         raise ValueError(f"confidence: must be 'top' or 'positive', got {confidence!r}")
     if strategy not in ("uniform", "quantile"):
@@ -450,11 +485,12 @@ def reliability(
 
 def ece(
     probs,
-    labels,
+    labels=None,
     n_bins: int = 15,
     strategy: str = "uniform",
     *,
     confidence: str = "top",
+    target=None,
     validate: bool = True,
 ) -> float:
     """Binned expected calibration error Σ_bins (n_b / N) |acc_b − conf_b| (L1).
@@ -462,11 +498,11 @@ def ece(
     Default: top-label confidence, 15 equal-width bins; numerically the same as torchmetrics'
     ``multiclass_calibration_error(probs, labels, K, n_bins, norm="l1")`` (and, with
     ``confidence="positive"`` on a binary predictor, ``binary_calibration_error``). See
-    :func:`reliability` for the binning rules. Not Lipschitz in the predictor: report
-    :func:`smooth_ce` beside it.
+    :func:`reliability` for the binning rules and for ``target`` (F* in place of labels). Not
+    Lipschitz in the predictor: report :func:`smooth_ce` beside it.
     """
     return reliability(
-        probs, labels, n_bins, strategy, confidence=confidence, validate=validate
+        probs, labels, n_bins, strategy, confidence=confidence, target=target, validate=validate
     ).ece
 
 
@@ -611,7 +647,7 @@ def _smooth_ce_highs(p: np.ndarray, r: np.ndarray) -> float:
     return float(-res.fun)
 
 
-def smooth_ce(p, labels, *, method: str = "dp", validate: bool = True) -> float:
+def smooth_ce(p, labels=None, *, target=None, method: str = "dp", validate: bool = True) -> float:
     """Exact empirical smooth calibration error of a binary predictor (THEORY.md §4).
 
     smCE = max (1/n) Σ_i w_i (y_i − p_i) over w: [0, 1] → [−1, 1] 1-Lipschitz, i.e. the LP over
@@ -629,7 +665,9 @@ def smooth_ce(p, labels, *, method: str = "dp", validate: bool = True) -> float:
     a near-degenerate input); n = 10^6: dp ≈ 7–10 s. Sorting adds O(n log n).
     See ``benchmarks/bench_metrics.py``.
 
-    ``p``: ``[N]`` positive-class probabilities or ``[N, 2]``; ``labels`` in {0, 1}.
+    ``p``: ``[N]`` positive-class probabilities or ``[N, 2]``; ``labels`` in {0, 1}, or instead
+    ``target``: the true positive-class probabilities F*(x) (``[N]`` or ``[N, 2]`` like ``p``),
+    which replace the labels in the residuals y − p.
     """
     if validate:
         p = check_probs(p, "p")
@@ -638,12 +676,9 @@ def smooth_ce(p, labels, *, method: str = "dp", validate: bool = True) -> float:
                 f"p: smooth_ce is for binary predictors, got shape {tuple(p.shape)}; "
                 "pass [N] or [N, 2]"
             )
-        labels = check_labels(labels, 2, "labels")
-        check_leading(p, labels, ("p", "labels"))
-    else:
-        p, labels = as_tensor(p, "p"), as_tensor(labels, "labels", floating=False)
+    p, truth = _probs_truth(p, labels, target, validate)
     s = (p[:, 1] if p.dim() == 2 else p).detach().double().cpu().numpy()
-    y = labels.detach().cpu().numpy().astype(np.float64)
+    y = (truth[:, 1] if truth.dim() == 2 else truth).detach().double().cpu().numpy()
     order = np.argsort(s, kind="stable")
     s, y = s[order], y[order]
     r = y - s
