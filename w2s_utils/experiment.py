@@ -297,15 +297,22 @@ def _hist_frame(prefix: str, arrays: dict[str, np.ndarray]) -> pd.DataFrame:
     return df
 
 
-def _weak_piece(cfg: ExperimentConfig, splits, refresh: bool, progress: bool):
-    key = {
+def _piece_key(
+    cfg: ExperimentConfig, model: str, mode: str, trainable_layers: int, settings: TrainSettings
+) -> dict[str, Any]:
+    """Cache key of a piece shared across configs (a weak model's or the ceiling's predictions)."""
+    return {
         **_engine_key(),
         "dataset": cfg.dataset,
         "sizes": cfg.sizes,
         "seed": cfg.seed,
-        "model": _model_spec(cfg.weak, cfg.weak_mode, cfg.weak_trainable_layers),
-        "settings": _skey(cfg.weak_settings),
+        "model": _model_spec(model, mode, trainable_layers),
+        "settings": _skey(settings),
     }
+
+
+def _weak_piece(cfg: ExperimentConfig, splits, refresh: bool, progress: bool):
+    key = _piece_key(cfg, cfg.weak, cfg.weak_mode, cfg.weak_trainable_layers, cfg.weak_settings)
 
     def compute():
         model = _build(cfg.weak, cfg.weak_mode, cfg.weak_trainable_layers)
@@ -330,14 +337,7 @@ def _weak_piece(cfg: ExperimentConfig, splits, refresh: bool, progress: bool):
 
 
 def _ceiling_piece(cfg: ExperimentConfig, splits, refresh: bool, progress: bool):
-    key = {
-        **_engine_key(),
-        "dataset": cfg.dataset,
-        "sizes": cfg.sizes,
-        "seed": cfg.seed,
-        "model": _model_spec(cfg.strong, cfg.mode, cfg.trainable_layers),
-        "settings": _skey(cfg.strong_settings),
-    }
+    key = _piece_key(cfg, cfg.strong, cfg.mode, cfg.trainable_layers, cfg.strong_settings)
 
     def compute():
         model = _build(cfg.strong, cfg.mode, cfg.trainable_layers)
