@@ -78,8 +78,8 @@ def _chunked(p: torch.Tensor) -> bool:
 
 # CPU evaluation of large inputs in chunks of this many elements, so that the temporaries of the
 # elementwise kernels stay in cache (about 2x faster than whole-array ops on a 2-core box). 2^17
-# (512 KiB of float32) is also large enough for torch's intra-op threads to split: with 2 threads
-# KL ran 1.6x (binary) / 1.8x (10-class) faster than at 2^15, and no slower with 1 thread.
+# (512 KiB of float32) is also large enough for torch's intra-op threads to split (ECE's binning
+# is fastest here); the divergence kernels use 4x this, see :func:`_rowwise`.
 CHUNK_ELEMENTS = 1 << 17
 
 
@@ -270,31 +270,35 @@ def _n_classes(probs: torch.Tensor) -> int:
     return 2 if probs.dim() == 1 else int(probs.shape[-1])
 
 
-def _probs_rows(probs, validate: bool) -> torch.Tensor:
+def _probs_rows(probs, validate: bool, name: str = "probs") -> torch.Tensor:
     """``[N]`` or ``[N, K]`` probabilities (checked when ``validate``)."""
     if not validate:
-        return as_tensor(probs, "probs")
-    probs = check_probs(probs, "probs")
+        return as_tensor(probs, name)
+    probs = check_probs(probs, name)
     if probs.dim() > 2:
         raise ValueError(
-            f"probs: expected [N] or [N, K], got shape {tuple(probs.shape)}; flatten the "
+            f"{name}: expected [N] or [N, K], got shape {tuple(probs.shape)}; flatten the "
             "leading axes first"
         )
     return probs
 
 
-def _probs_labels(probs, labels, validate: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _probs_labels(
+    probs, labels, validate: bool, name: str = "probs"
+) -> tuple[torch.Tensor, torch.Tensor]:
     if validate:
-        probs = _probs_rows(probs, True)
+        probs = _probs_rows(probs, True, name)
         labels = check_labels(labels, _n_classes(probs), "labels")
-        check_leading(probs, labels)
+        check_leading(probs, labels, (name, "labels"))
     else:
         probs = as_tensor(probs, "probs")
         labels = as_tensor(labels, "labels", floating=False).long()
     return probs, labels.to(probs.device)
 
 
-def _probs_truth(probs, labels, target, validate: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _probs_truth(
+    probs, labels, target, validate: bool, name: str = "probs"
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``(probs, truth)``: truth is the int labels, or the float ``target`` distribution (F*)."""
     if (labels is None) == (target is None):
         raise ValueError(
@@ -302,11 +306,11 @@ def _probs_truth(probs, labels, target, validate: bool) -> tuple[torch.Tensor, t
             "probabilities, e.g. a known F*, same shape as probs)"
         )
     if labels is not None:
-        return _probs_labels(probs, labels, validate)
-    probs = _probs_rows(probs, validate)
+        return _probs_labels(probs, labels, validate, name)
+    probs = _probs_rows(probs, validate, name)
     target = check_probs(target, "target") if validate else as_tensor(target, "target")
     if validate:
-        check_same_shape((probs, "probs"), (target, "target"))
+        check_same_shape((probs, name), (target, "target"))
     return probs, target.to(device=probs.device, dtype=probs.dtype)
 
 
@@ -670,14 +674,12 @@ def smooth_ce(p, labels=None, *, target=None, method: str = "dp", validate: bool
     ``target``: the true positive-class probabilities F*(x) (``[N]`` or ``[N, 2]`` like ``p``),
     which replace the labels in the residuals y − p.
     """
-    if validate:
-        p = check_probs(p, "p")
-        if p.dim() > 2 or (p.dim() == 2 and p.shape[1] != 2):
-            raise ValueError(
-                f"p: smooth_ce is for binary predictors, got shape {tuple(p.shape)}; "
-                "pass [N] or [N, 2]"
-            )
-    p, truth = _probs_truth(p, labels, target, validate)
+    p = as_tensor(p, "p")
+    if validate and (p.dim() > 2 or (p.dim() == 2 and p.shape[1] != 2)):
+        raise ValueError(
+            f"p: smooth_ce is for binary predictors, got shape {tuple(p.shape)}; pass [N] or [N, 2]"
+        )
+    p, truth = _probs_truth(p, labels, target, validate, name="p")
     s = (p[:, 1] if p.dim() == 2 else p).detach().double().cpu().numpy()
     y = (truth[:, 1] if truth.dim() == 2 else truth).detach().double().cpu().numpy()
     order = np.argsort(s, kind="stable")
