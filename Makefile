@@ -48,11 +48,11 @@ $(MATHJAX):
 	cp -r $(NPM_PREFIX)/node_modules/mathjax/es5 book/_extra/mathjax
 	@test -f $@ || { echo "MathJax bundle incomplete: $@ missing" >&2; exit 1; }
 
-# Data sets (fetched once into the cache; see w2s_utils.data).
+# Data sets (fetched once into the cache; see w2s_utils.engine.data).
 data: $(STAMP)
-	@if $(PY) -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('w2s_utils.data') is None)"; then \
-		$(PY) -m w2s_utils.data fetch; \
-	else echo "w2s_utils.data not present: nothing to fetch"; fi
+	@if $(PY) -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('w2s_utils.engine.data') is None)"; then \
+		$(PY) -m w2s_utils.engine.data fetch; \
+	else echo "w2s_utils.engine.data not present: nothing to fetch"; fi
 
 book: $(STAMP) $(MATHJAX) data
 	$(PY) -m w2s_utils book --preset $(PRESET) $(BOOK_ARGS)

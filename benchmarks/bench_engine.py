@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from w2s_utils.train import make_optimizer
+from w2s_utils.engine.train import make_optimizer
 
 
 def gemm_rate(
@@ -62,7 +62,7 @@ def gemm_rate(
 
 
 def _texts(n: int) -> list[str]:
-    from w2s_utils import data
+    from w2s_utils.engine import data
 
     ds = data.load_texts("sarcasm", log=None)
     return list(ds.texts[:n])
@@ -113,7 +113,7 @@ def _train_steps(model, items, steps: int, batch: int, warmup: int = 3) -> tuple
 def bench_training(
     steps: int, device: torch.device, batch: int = 32, max_length: int = 32
 ) -> list[tuple[str, str]]:
-    from w2s_utils.models import get_model
+    from w2s_utils.engine.models import get_model
 
     rows = []
     cuda = device.type == "cuda"
@@ -172,9 +172,9 @@ def bench_training(
 
 
 def bench_pipeline() -> list[tuple[str, str]]:
-    from w2s_utils import cache
-    from w2s_utils.experiment import make_config, run_experiment
-    from w2s_utils.features import TextFeatureStore
+    from w2s_utils.engine import cache
+    from w2s_utils.engine.experiment import make_config, run_experiment
+    from w2s_utils.engine.features import TextFeatureStore
 
     src = cache.cache_dir("data")
     with tempfile.TemporaryDirectory() as tmp:
@@ -218,7 +218,7 @@ def main() -> None:
         ("torch threads", str(torch.get_num_threads())),
         ("load average (1 min)", f"{os.getloadavg()[0]:.1f}"),
     ]
-    from w2s_utils.device import default_device
+    from w2s_utils.engine.device import default_device
 
     if args.device:
         os.environ["W2S_DEVICE"] = args.device  # the pipeline rows run there too

@@ -1,4 +1,4 @@
-"""Repository structure of the book, its environment files and the runner (w2s_utils.book)."""
+"""Repository structure of the book, its environment files and the runner (book.runner)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from w2s_utils import book
+from w2s_utils.book import runner
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -55,14 +55,14 @@ def _ext_module():
 
 
 def test_every_toc_file_exists() -> None:
-    entries = book.toc_entries(ROOT)
+    entries = runner.toc_entries(ROOT)
     assert entries[0] == "book/index"
-    missing = [e for e in entries if book.resolve_entry(ROOT, e) is None]
+    missing = [e for e in entries if runner.resolve_entry(ROOT, e) is None]
     assert not missing, f"_toc.yml lists missing files: {missing}"
 
 
 def test_every_notebook_is_in_the_toc() -> None:
-    listed = {p.as_posix() for p in book.toc_notebooks(ROOT)}
+    listed = {p.as_posix() for p in runner.toc_notebooks(ROOT)}
     unlisted = [nb.relative_to(ROOT).as_posix() for nb in NOTEBOOKS]
     unlisted = [nb for nb in unlisted if nb not in listed]
     assert not unlisted, f"notebooks missing from _toc.yml: {unlisted}"
@@ -221,30 +221,30 @@ def test_ci_script_and_make_targets() -> None:
 
 def test_select_notebooks() -> None:
     nbs = [Path("notebooks/01_pipeline.ipynb"), Path("notebooks/02_generalization_bounds.ipynb")]
-    assert book.select_notebooks(nbs, None) == nbs
-    assert book.select_notebooks(nbs, "02_generalization_bounds") == nbs[1:]
-    assert book.select_notebooks(nbs, "notebooks/01_pipeline.ipynb") == nbs[:1]
-    assert book.select_notebooks(nbs, "01") == nbs[:1]
+    assert runner.select_notebooks(nbs, None) == nbs
+    assert runner.select_notebooks(nbs, "02_generalization_bounds") == nbs[1:]
+    assert runner.select_notebooks(nbs, "notebooks/01_pipeline.ipynb") == nbs[:1]
+    assert runner.select_notebooks(nbs, "01") == nbs[:1]
     with pytest.raises(ValueError, match="choose one of"):
-        book.select_notebooks(nbs, "03_missing")
+        runner.select_notebooks(nbs, "03_missing")
 
 
 def test_build_info_fills_the_template(tmp_path: Path) -> None:
-    page = tmp_path / book.BUILD_INFO_PAGE
+    page = tmp_path / runner.BUILD_INFO_PAGE
     page.parent.mkdir(parents=True)
-    page.write_text((ROOT / book.BUILD_INFO_PAGE).read_text(encoding="utf-8"), encoding="utf-8")
-    record = book.BuildRecord(preset="ci", started=book.dt.datetime(2026, 1, 2, 3, 4))
+    page.write_text((ROOT / runner.BUILD_INFO_PAGE).read_text(encoding="utf-8"), encoding="utf-8")
+    record = runner.BuildRecord(preset="ci", started=runner.dt.datetime(2026, 1, 2, 3, 4))
     record.chapters = [
-        book.ChapterResult(Path("notebooks/01_pipeline.ipynb"), "ok", 12.34),
-        book.ChapterResult(Path("notebooks/02_generalization_bounds.ipynb"), "skipped"),
+        runner.ChapterResult(Path("notebooks/01_pipeline.ipynb"), "ok", 12.34),
+        runner.ChapterResult(Path("notebooks/02_generalization_bounds.ipynb"), "skipped"),
     ]
-    book.write_build_info(tmp_path, ROOT, record)
+    runner.write_build_info(tmp_path, ROOT, record)
     text = page.read_text(encoding="utf-8")
     assert "built without the book runner" not in text
     assert "| Preset | `ci` |" in text and "2026-01-02 03:04" in text
     assert "| `notebooks/01_pipeline.ipynb` | executed | 12.3 |" in text
     assert "not executed in this run" in text and "| `jupyter-book` |" in text
-    assert text.count(book.BUILD_INFO_START) == 1 and text.count(book.BUILD_INFO_END) == 1
+    assert text.count(runner.BUILD_INFO_START) == 1 and text.count(runner.BUILD_INFO_END) == 1
 
 
 def test_missing_toc_file_is_reported(tmp_path: Path) -> None:
@@ -253,7 +253,7 @@ def test_missing_toc_file_is_reported(tmp_path: Path) -> None:
     )
     (tmp_path / "intro.md").write_text("# Intro\n", encoding="utf-8")
     with pytest.raises(FileNotFoundError, match="nb/missing"):
-        book.toc_notebooks(tmp_path)
+        runner.toc_notebooks(tmp_path)
 
 
 # ------------------------------------------------------------------------ runner (real kernel)
@@ -284,7 +284,7 @@ def test_runner_injects_preset_and_names_the_failing_cell(tmp_path: Path) -> Non
         },
     )
     log: list[str] = []
-    rc = book.run_book(root=tmp_path, preset="paper", keep_going=True, html=False, log=log.append)
+    rc = runner.run_book(root=tmp_path, preset="paper", keep_going=True, html=False, log=log.append)
     assert rc == 1
     text = "\n".join(log)
     executed_good = tmp_path / "_build" / "executed" / "nb" / "good.ipynb"
@@ -302,7 +302,7 @@ def test_runner_injects_preset_and_names_the_failing_cell(tmp_path: Path) -> Non
 def test_runner_stops_at_the_first_failure_and_guards_time(tmp_path: Path) -> None:
     _tiny_book(tmp_path, {"a_slow": ["import time\ntime.sleep(120)"], "b_never": ["1"]})
     log: list[str] = []
-    rc = book.run_book(root=tmp_path, timeout=6, html=False, log=log.append)
+    rc = runner.run_book(root=tmp_path, timeout=6, html=False, log=log.append)
     text = "\n".join(log)
     assert rc == 1
     assert "per-notebook limit of 6 s" in text
@@ -311,16 +311,16 @@ def test_runner_stops_at_the_first_failure_and_guards_time(tmp_path: Path) -> No
 
 def test_timeout_must_be_positive(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="timeout"):
-        book.run_book(root=tmp_path, timeout=0, html=False)
+        runner.run_book(root=tmp_path, timeout=0, html=False)
 
 
 @pytest.mark.skipif(os.name != "posix", reason="process groups")
 def test_kernelspec_points_at_this_interpreter(tmp_path: Path) -> None:
-    folder = book.write_kernelspec(tmp_path)
+    folder = runner.write_kernelspec(tmp_path)
     spec = json.loads((folder / "kernels" / "python3" / "kernel.json").read_text())
     assert spec["argv"][0] == sys.executable
 
 
 def test_unknown_preset_fails_before_running(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="valid presets"):
-        book.run_book(root=tmp_path, preset="no-such-preset", html=False)
+        runner.run_book(root=tmp_path, preset="no-such-preset", html=False)

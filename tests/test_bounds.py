@@ -12,9 +12,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from w2s_utils import bounds as B
 from w2s_utils import metrics
-from w2s_utils.instances import (
+from w2s_utils import theory as B
+from w2s_utils.theory.instances import (
     charikar_instance,
     logit_linear_instance,
     mixture_instance,
@@ -32,9 +32,9 @@ n_rows = st.integers(1, 30)
 def _triple(seed: int, n: int, k: int, floor: float = 0.0, concentration: float = 1.0):
     """F*, F_w, F_sw: independent Dirichlet rows (F_w, F_sw floored)."""
     f_star = random_simplex(n, k, concentration=concentration, seed=seed)
-    f_w = random_simplex(n, k, concentration=concentration, floor=floor, seed=seed + 1)
-    f_sw = random_simplex(n, k, concentration=concentration, floor=floor, seed=seed + 2)
-    return f_star, f_w, f_sw
+    weak = random_simplex(n, k, concentration=concentration, floor=floor, seed=seed + 1)
+    student = random_simplex(n, k, concentration=concentration, floor=floor, seed=seed + 2)
+    return f_star, weak, student
 
 
 def _labels(f_star: torch.Tensor, seed: int) -> torch.Tensor:
@@ -46,8 +46,8 @@ def _labels(f_star: torch.Tensor, seed: int) -> torch.Tensor:
 @SETTINGS
 @given(seeds, n_rows, n_classes, st.sampled_from([0.1, 1.0, 5.0]))
 def test_lemma1_both_equalities_exact(seed, n, k, conc):
-    f_star, f_w, f_sw = _triple(seed, n, k, floor=1e-4, concentration=conc)
-    r = B.lemma1(f_star, f_w, f_sw)
+    f_star, weak, student = _triple(seed, n, k, floor=1e-4, concentration=conc)
+    r = B.error_decomposition(f_star, weak, student)
     assert r.holds
     assert r.residual_first <= 1e-12 and r.residual_second <= 1e-12
     pw = r.pointwise
@@ -60,24 +60,24 @@ def test_lemma1_both_equalities_exact(seed, n, k, conc):
         r.objective + r.interaction, abs=1e-11
     )
     # the objective term is the metrics module's KL(F_w || F_sw)
-    assert r.objective == pytest.approx(metrics.kl(f_w, f_sw).mean().item(), rel=1e-12)
+    assert r.objective == pytest.approx(metrics.kl(weak, student).mean().item(), rel=1e-12)
 
 
 def test_lemma1_with_one_hot_truth_is_the_cross_entropy_difference():
-    f_star, f_w, f_sw = _triple(3, 50, 4, floor=1e-3)
+    f_star, weak, student = _triple(3, 50, 4, floor=1e-3)
     y = _labels(f_star, 0)
     one_hot = torch.nn.functional.one_hot(y, 4).to(F64)
-    r = B.lemma1(one_hot, f_w, f_sw)
-    ce = -(f_sw.log().gather(1, y[:, None]) - f_w.log().gather(1, y[:, None])).mean().item()
+    r = B.error_decomposition(one_hot, weak, student)
+    ce = -(student.log().gather(1, y[:, None]) - weak.log().gather(1, y[:, None])).mean().item()
     assert r.holds and r.lhs == pytest.approx(ce, abs=1e-12)
 
 
 def test_lemma1_rejects_zero_teacher_probabilities():
-    f_star, f_w, f_sw = _triple(0, 5, 3)
-    f_w = f_w.clone()
-    f_w[0] = torch.tensor([0.0, 0.5, 0.5], dtype=F64)
-    with pytest.raises(ValueError, match="f_w.*clip_to_floor"):
-        B.lemma1(f_star, f_w, f_sw)
+    f_star, weak, student = _triple(0, 5, 3)
+    weak = weak.clone()
+    weak[0] = torch.tensor([0.0, 0.5, 0.5], dtype=F64)
+    with pytest.raises(ValueError, match="weak.*clip_to_floor"):
+        B.error_decomposition(f_star, weak, student)
 
 
 # --------------------------------------------------------------------------- clip_to_floor
@@ -121,7 +121,7 @@ def test_clip_to_floor_binary_and_validation():
 
 
 # --------------------------------------------------------------------------- Theorem 1
-def _check_theorem1(r: B.Theorem1Result) -> None:
+def _check_theorem1(r: B.GeneralizationBoundResult) -> None:
     assert r.holds
     assert abs(r.diff) <= r.bound_tv * (1 + 1e-9) + 1e-12
     assert r.bound_tv <= r.bound_eps * (1 + 1e-9) + 1e-12
@@ -137,16 +137,16 @@ def test_theorem1_never_violated_on_floored_random_instances():
         n = int(rng.integers(1, 40))
         floor = float(rng.choice([1e-3, 1e-2, 0.05])) / k * 2
         conc = float(rng.choice([0.2, 1.0, 5.0]))
-        f_star, f_w, f_sw = _triple(10 * i, n, k, floor=floor, concentration=conc)
+        f_star, weak, student = _triple(10 * i, n, k, floor=floor, concentration=conc)
         if i % 3 == 0:  # a student close to its teacher: small eps, the lower side matters
-            f_sw = (1 - 0.1) * f_w + 0.1 * f_sw
-        r = B.theorem1(f_w, f_sw, f_star=f_star)
+            student = (1 - 0.1) * weak + 0.1 * student
+        r = B.generalization_bound(weak, student, f_star=f_star)
         _check_theorem1(r)
         assert r.diff == pytest.approx(
-            metrics.kl(f_star, f_sw).mean().item() - metrics.kl(f_star, f_w).mean().item(),
+            metrics.kl(f_star, student).mean().item() - metrics.kl(f_star, weak).mean().item(),
             abs=1e-12,
         )
-        rl = B.theorem1(f_w, f_sw, labels=_labels(f_star, i))
+        rl = B.generalization_bound(weak, student, labels=_labels(f_star, i))
         _check_theorem1(rl)
         worst = min(worst, r.slack / r.bound_tv, rl.slack / rl.bound_tv)
     assert 0.0 <= worst < 1.0  # non-vacuous somewhere: the relative slack is not always 1
@@ -155,60 +155,62 @@ def test_theorem1_never_violated_on_floored_random_instances():
 @SETTINGS
 @given(seeds, n_rows, n_classes, st.floats(0.05, 1.0))
 def test_theorem1_with_given_gamma_after_clipping(seed, n, k, frac):
-    f_star, f_w, f_sw = _triple(seed, n, k, concentration=0.3)
+    f_star, weak, student = _triple(seed, n, k, concentration=0.3)
     gamma = frac / k
-    fw, fsw = B.clip_to_floor(f_w, gamma), B.clip_to_floor(f_sw, gamma)
-    r = B.theorem1(fw, fsw, f_star=f_star, gamma=gamma)
+    weak, student = B.clip_to_floor(weak, gamma), B.clip_to_floor(student, gamma)
+    r = B.generalization_bound(weak, student, f_star=f_star, gamma=gamma)
     assert r.gamma == gamma and r.gamma_source == "given"
     _check_theorem1(r)
     # the given floor is never larger than the empirical one, so its bound is never tighter
-    r_emp = B.theorem1(fw, fsw, f_star=f_star)
+    r_emp = B.generalization_bound(weak, student, f_star=f_star)
     assert r_emp.gamma >= gamma * (1 - 1e-12)
     assert r_emp.bound_tv <= r.bound_tv * (1 + 1e-12)
 
 
 def test_theorem1_labels_diff_is_the_cross_entropy_difference():
-    f_star, f_w, f_sw = _triple(5, 200, 3, floor=0.01)
+    f_star, weak, student = _triple(5, 200, 3, floor=0.01)
     y = _labels(f_star, 1)
-    r = B.theorem1(f_w, f_sw, labels=y)
+    r = B.generalization_bound(weak, student, labels=y)
     one_hot = torch.nn.functional.one_hot(y, 3).to(F64)
-    ce_w = metrics.cross_entropy(one_hot, f_w).mean().item()
-    ce_sw = metrics.cross_entropy(one_hot, f_sw).mean().item()
-    assert r.source == "labels" and r.diff == pytest.approx(ce_sw - ce_w, abs=1e-12)
-    assert r.teacher_loss == pytest.approx(ce_w, abs=1e-12)
+    ce_weak = metrics.cross_entropy(one_hot, weak).mean().item()
+    ce_student = metrics.cross_entropy(one_hot, student).mean().item()
+    assert r.source == "labels" and r.diff == pytest.approx(ce_student - ce_weak, abs=1e-12)
+    assert r.teacher_loss == pytest.approx(ce_weak, abs=1e-12)
 
 
 def test_theorem1_identical_predictors_have_zero_bound():
-    _, f_w, _ = _triple(0, 20, 3, floor=0.01)
-    r = B.theorem1(f_w, f_w.clone(), labels=torch.zeros(20, dtype=torch.long))
+    _, weak, _ = _triple(0, 20, 3, floor=0.01)
+    r = B.generalization_bound(weak, weak.clone(), labels=torch.zeros(20, dtype=torch.long))
     assert r.diff == 0.0 and r.bound_tv == 0.0 and r.holds
 
 
 def test_theorem1_binary_vector_input_equals_two_column_input():
-    f_star, f_w, f_sw = _triple(1, 30, 2, floor=0.02)
-    a = B.theorem1(f_w[:, 1], f_sw[:, 1], f_star=f_star[:, 1])
-    b = B.theorem1(f_w, f_sw, f_star=f_star)
+    f_star, weak, student = _triple(1, 30, 2, floor=0.02)
+    a = B.generalization_bound(weak[:, 1], student[:, 1], f_star=f_star[:, 1])
+    b = B.generalization_bound(weak, student, f_star=f_star)
     assert a.as_dict() == pytest.approx(b.as_dict())
 
 
 def test_theorem1_validation_errors():
-    f_star, f_w, f_sw = _triple(0, 10, 3, floor=0.05)
-    with pytest.raises(ValueError, match="f_w.*clip_to_floor"):
-        B.theorem1(f_w, f_sw, f_star=f_star, gamma=0.2)
+    f_star, weak, student = _triple(0, 10, 3, floor=0.05)
+    with pytest.raises(ValueError, match="weak.*clip_to_floor"):
+        B.generalization_bound(weak, student, f_star=f_star, gamma=0.2)
     with pytest.raises(ValueError, match="gamma"):
-        B.theorem1(f_w, f_sw, f_star=f_star, gamma=0.5)
+        B.generalization_bound(weak, student, f_star=f_star, gamma=0.5)
     with pytest.raises(ValueError, match="exactly one"):
-        B.theorem1(f_w, f_sw)
+        B.generalization_bound(weak, student)
     with pytest.raises(ValueError, match="exactly one"):
-        B.theorem1(f_w, f_sw, f_star=f_star, labels=torch.zeros(10, dtype=torch.long))
-    with pytest.raises(ValueError, match="f_sw"):
-        B.theorem1(f_w, f_sw[:5], f_star=f_star)
+        B.generalization_bound(
+            weak, student, f_star=f_star, labels=torch.zeros(10, dtype=torch.long)
+        )
+    with pytest.raises(ValueError, match="student"):
+        B.generalization_bound(weak, student[:5], f_star=f_star)
     with pytest.raises(ValueError, match="labels"):
-        B.theorem1(f_w, f_sw, labels=torch.full((10,), 3))
-    zero = f_w.clone()
+        B.generalization_bound(weak, student, labels=torch.full((10,), 3))
+    zero = weak.clone()
     zero[0] = torch.tensor([0.0, 0.5, 0.5], dtype=F64)
-    with pytest.raises(ValueError, match="f_w.*clip_to_floor"):
-        B.theorem1(zero, f_sw, f_star=f_star)
+    with pytest.raises(ValueError, match="weak.*clip_to_floor"):
+        B.generalization_bound(zero, student, f_star=f_star)
 
 
 # --------------------------------------------------------------------------- Theorem 1 (alt.)
@@ -217,11 +219,11 @@ def test_theorem1_alt_never_violated():
         rng = np.random.default_rng(10_000 + i)
         k = int(rng.integers(2, 6))
         n = int(rng.integers(1, 40))
-        f_star, f_w, f_sw = _triple(7 * i, n, k, floor=1e-3, concentration=0.5)
+        f_star, weak, student = _triple(7 * i, n, k, floor=1e-3, concentration=0.5)
         if i % 2:  # teacher near F*: small Err(F_w), the interesting regime
-            f_w = 0.9 * f_star + 0.1 * f_w
+            weak = 0.9 * f_star + 0.1 * weak
         for kw in ({"f_star": f_star}, {"labels": _labels(f_star, i)}):
-            r = B.theorem1_alt(f_w, f_sw, **kw)
+            r = B.misfit_centred_bound(weak, student, **kw)
             assert r.holds, r
             assert r.lower <= r.value + 1e-12 and r.value <= r.upper + 1e-12
             assert r.width == pytest.approx(r.m * math.sqrt(2 * r.teacher_loss))
@@ -229,8 +231,8 @@ def test_theorem1_alt_never_violated():
 
 def test_theorem1_alt_is_exact_when_teacher_is_truth():
     # Err(F_w) = 0: the interval collapses to Err(F_sw) = eps (Lemma 1 with F* = F_w)
-    f_star, _, f_sw = _triple(2, 40, 3, floor=0.01)
-    r = B.theorem1_alt(f_star, f_sw, f_star=f_star)
+    f_star, _, student = _triple(2, 40, 3, floor=0.01)
+    r = B.misfit_centred_bound(f_star, student, f_star=f_star)
     assert r.width == 0.0 and r.value == pytest.approx(r.eps, abs=1e-12) and r.holds
 
 
@@ -238,18 +240,18 @@ def test_theorem1_alt_is_exact_when_teacher_is_truth():
 def _binary_triple(seed: int, n: int):
     gen = torch.Generator().manual_seed(seed)
     f_star = torch.rand(n, generator=gen, dtype=F64)
-    p_w = (f_star + 0.3 * torch.randn(n, generator=gen, dtype=F64)).clamp(1e-3, 1 - 1e-3)
-    p_sw = (p_w + 0.1 * torch.randn(n, generator=gen, dtype=F64)).clamp(1e-3, 1 - 1e-3)
+    weak = (f_star + 0.3 * torch.randn(n, generator=gen, dtype=F64)).clamp(1e-3, 1 - 1e-3)
+    student = (weak + 0.1 * torch.randn(n, generator=gen, dtype=F64)).clamp(1e-3, 1 - 1e-3)
     y = torch.bernoulli(f_star, generator=gen).long()
-    return f_star, p_w, p_sw, y
+    return f_star, weak, student, y
 
 
 @SETTINGS
 @given(seeds, st.integers(1, 80))
 def test_theorem2_never_violated(seed, n):
-    f_star, p_w, p_sw, y = _binary_triple(seed, n)
+    f_star, weak, student, y = _binary_triple(seed, n)
     for kw in ({"labels": y}, {"f_star": f_star}):
-        r = B.theorem2(p_w, p_sw, **kw)
+        r = B.calibration_bound(weak, student, **kw)
         assert r.holds, r
         assert r.diff <= r.bound_abs + 1e-12
         assert r.bound_abs <= r.bound_pointwise + 1e-12 <= r.bound_eps + 2e-12
@@ -257,22 +259,22 @@ def test_theorem2_never_violated(seed, n):
 
 
 def test_theorem2_smce_matches_metrics_and_an_lp_oracle():
-    f_star, p_w, p_sw, y = _binary_triple(11, 300)
-    r = B.theorem2(p_w, p_sw, labels=y)
-    assert r.smce_w == pytest.approx(metrics.smooth_ce(p_w, y), abs=1e-12)
-    assert r.ece_sw == pytest.approx(metrics.ece(p_sw, y), abs=1e-12)
+    f_star, weak, student, y = _binary_triple(11, 300)
+    r = B.calibration_bound(weak, student, labels=y)
+    assert r.smce_weak == pytest.approx(metrics.smooth_ce(weak, y), abs=1e-12)
+    assert r.ece_student == pytest.approx(metrics.ece(student, y), abs=1e-12)
     # soft-target smCE against scipy HiGHS on the same LP with residuals F* - p
-    rs = B.theorem2(p_w, p_sw, f_star=f_star)
-    order = torch.argsort(p_w)
-    s = p_w[order].numpy()
-    oracle = metrics._smooth_ce_highs(s, f_star[order].numpy() - s) / len(s)
-    assert rs.smce_w == pytest.approx(oracle, abs=1e-8)
+    rs = B.calibration_bound(weak, student, f_star=f_star)
+    order = torch.argsort(weak)
+    s = weak[order].numpy()
+    oracle = metrics.calibration._smooth_ce_highs(s, f_star[order].numpy() - s) / len(s)
+    assert rs.smce_weak == pytest.approx(oracle, abs=1e-8)
 
 
 def test_theorem2_rejects_multiclass():
-    _, f_w, f_sw = _triple(0, 10, 3)
-    with pytest.raises(ValueError, match="p_w.*binary"):
-        B.theorem2(f_w, f_sw, labels=torch.zeros(10, dtype=torch.long))
+    _, weak, student = _triple(0, 10, 3)
+    with pytest.raises(ValueError, match="weak.*binary"):
+        B.calibration_bound(weak, student, labels=torch.zeros(10, dtype=torch.long))
 
 
 # --------------------------------------------------------------------------- ECE check
@@ -294,10 +296,10 @@ def test_ece_bound_with_one_hot_truth_is_metrics_ece():
 
 
 # --------------------------------------------------------------------------- Theorem 3
-def _slsqp_mixture(f_w: torch.Tensor, comps: torch.Tensor) -> float:
+def _slsqp_mixture(weak: torch.Tensor, comps: torch.Tensor) -> float:
     from scipy.optimize import minimize
 
-    c, lw = comps.numpy(), f_w.log().numpy()
+    c, lw = comps.numpy(), weak.log().numpy()
 
     def f(a):
         m = np.tensordot(a, c, axes=1)
@@ -318,12 +320,12 @@ def _slsqp_mixture(f_w: torch.Tensor, comps: torch.Tensor) -> float:
 def test_i_projection_is_optimal_against_slsqp():
     for seed in range(8):
         inst = mixture_instance(seed, n=40, n_classes=3, n_components=5)
-        proj = B.i_projection_mixture(inst.f_w, inst.components)
+        proj = B.i_projection_mixture(inst.weak, inst.components)
         assert proj.converged and proj.gap <= 1e-12
         assert proj.weights.min() >= 0 and float(proj.weights.sum()) == pytest.approx(1.0)
-        assert proj.objective <= _slsqp_mixture(inst.f_w, inst.components) + 1e-10
+        assert proj.objective <= _slsqp_mixture(inst.weak, inst.components) + 1e-10
         torch.testing.assert_close(
-            proj.f_sw, torch.einsum("k,knc->nc", proj.weights, inst.components)
+            proj.student, torch.einsum("k,knc->nc", proj.weights, inst.components)
         )
 
 
@@ -341,12 +343,12 @@ def test_theorem3_never_violated_on_mixture_classes():
             weak_noise=None if seed % 2 else 1.0,
             star_on_boundary=seed % 3 == 0,
         )
-        proj = B.i_projection_mixture(inst.f_w, inst.components)
+        proj = B.i_projection_mixture(inst.weak, inst.components)
         assert proj.converged, (seed, proj.gap)
-        r = B.theorem3(inst.f_star, inst.f_w, proj.f_sw, tol=max(proj.gap, B.DEFAULT_TOL))
+        r = B.kl_misfit_gain(inst.f_star, inst.weak, proj.student, tol=max(proj.gap, B.DEFAULT_TOL))
         assert r.holds, (seed, r)
         assert r.slack >= -proj.gap - 1e-12
-        assert r.gain == pytest.approx(r.err_w - r.err_sw)
+        assert r.gain == pytest.approx(r.err_weak - r.err_student)
         strict += r.slack > 1e-6
     assert strict > 0  # the inequality is strict on some instances (projection on a face)
 
@@ -354,14 +356,14 @@ def test_theorem3_never_violated_on_mixture_classes():
 def test_i_projection_validation():
     inst = mixture_instance(0, n=10)
     with pytest.raises(ValueError, match="components"):
-        B.i_projection_mixture(inst.f_w, inst.components[:, :5])
+        B.i_projection_mixture(inst.weak, inst.components[:, :5])
     with pytest.raises(ValueError, match="components"):
-        B.i_projection_mixture(inst.f_w, [])
+        B.i_projection_mixture(inst.weak, [])
     zero = inst.components.clone()
     zero[0, 0] = torch.tensor([1.0, 0.0, 0.0], dtype=F64)
     with pytest.raises(ValueError, match="components.*positive"):
-        B.i_projection_mixture(inst.f_w, zero)
-    proj = B.i_projection_mixture(inst.f_w, list(inst.components))
+        B.i_projection_mixture(inst.weak, zero)
+    proj = B.i_projection_mixture(inst.weak, list(inst.components))
     assert proj.converged
 
 
@@ -376,16 +378,16 @@ def test_forward_kl_identity_exact_on_random_instances():
             n_classes=int(rng.integers(2, 6)),
             weak_noise=None if seed % 2 else 0.5,
         )
-        proj = B.forward_kl_projection_linear(inst.features, inst.f_w)
+        proj = B.forward_kl_projection_linear(inst.features, inst.weak)
         assert proj.converged and proj.moment_residual <= 1e-9, (seed, proj.moment_residual)
-        r = B.forward_kl_identity(inst.f_star, inst.f_w, proj.f_sw)
+        r = B.forward_kl_identity(inst.f_star, inst.weak, proj.student)
         assert r.holds and abs(r.residual) <= 1e-9, (seed, r.residual)
 
 
 def test_forward_kl_projection_recovers_a_realizable_teacher():
     inst = logit_linear_instance(3, n=100, d=3, n_classes=4)
     proj = B.forward_kl_projection_linear(inst.features, inst.f_star)
-    torch.testing.assert_close(proj.f_sw, inst.f_star, rtol=0, atol=1e-9)
+    torch.testing.assert_close(proj.student, inst.f_star, rtol=0, atol=1e-9)
     assert proj.objective <= 1e-14
 
 
@@ -395,13 +397,13 @@ def test_forward_kl_counterexample_is_found_and_genuine():
     assert ce.seed == again.seed and ce.violation == again.violation  # deterministic
     assert ce.kind == "forward_kl" and ce.violation > 1e-6
     assert ce.projection.moment_residual <= 1e-9
-    r = B.forward_kl_identity(ce.instance.f_star, ce.instance.f_w, ce.f_sw)
+    r = B.forward_kl_identity(ce.instance.f_star, ce.instance.weak, ce.student)
     assert r.holds  # the identity (model-first KL) holds ...
     assert not r.remark_holds  # ... but Err(F_sw) <= Err(F_w) - eps fails
     assert r.remark_lhs - r.remark_rhs == pytest.approx(ce.violation)
     # and the student is the projection: re-solving gives the same predictions
-    proj = B.forward_kl_projection_linear(ce.instance.features, ce.instance.f_w)
-    torch.testing.assert_close(proj.f_sw, ce.f_sw, rtol=0, atol=1e-10)
+    proj = B.forward_kl_projection_linear(ce.instance.features, ce.instance.weak)
+    torch.testing.assert_close(proj.student, ce.student, rtol=0, atol=1e-10)
 
 
 # --------------------------------------------------------------------------- reverse KL
@@ -409,10 +411,10 @@ def test_reverse_kl_logit_counterexample_is_found_and_genuine():
     ce = B.find_reverse_kl_logit_counterexample(0)
     assert ce.kind == "reverse_kl_logit" and ce.violation > 1e-6
     assert ce.projection.converged and ce.projection.grad_max <= 1e-8
-    r = B.theorem3(ce.instance.f_star, ce.instance.f_w, ce.f_sw)
+    r = B.kl_misfit_gain(ce.instance.f_star, ce.instance.weak, ce.student)
     assert not r.holds and r.lhs - r.rhs == pytest.approx(ce.violation)
     # F* is in the class, so F_sw must beat it on the objective it minimises
-    obj_star = metrics.kl(ce.instance.f_star, ce.instance.f_w).mean().item()
+    obj_star = metrics.kl(ce.instance.f_star, ce.instance.weak).mean().item()
     assert ce.projection.objective <= obj_star + 1e-12
     # the same instance with a class convex in probability space satisfies Theorem 3
     ctrl = B.non_guarantee_trial("reverse_kl_mixture", ce.seed)
@@ -436,13 +438,13 @@ def test_charikar_linear_heads_equality_and_held_out_inequality():
         half = 500
         # weak model: least squares on the weak representation, fitted on the first half
         weak = B.least_squares_projection(inst.h_w[:half], inst.f_star[:half])
-        f_w = inst.h_w @ weak.coef
+        weak = inst.h_w @ weak.coef
         # student: projection of the weak predictions onto linear heads on h_s (second half)
-        proj = B.least_squares_projection(inst.h_s[half:], f_w[half:])
+        proj = B.least_squares_projection(inst.h_s[half:], weak[half:])
         assert proj.orthogonality <= 1e-10
-        r = B.charikar(inst.f_star[half:], f_w[half:], proj.predictions)
-        assert r.holds and abs(r.slack) <= 1e-9 * max(1.0, r.err_w)  # Pythagoras: equality
-        assert r.misfit > 0 and r.gain == pytest.approx(r.err_w - r.err_sw)
+        r = B.squared_misfit_gain(inst.f_star[half:], weak[half:], proj.predictions)
+        assert r.holds and abs(r.slack) <= 1e-9 * max(1.0, r.err_weak)  # Pythagoras: equality
+        assert r.misfit > 0 and r.gain == pytest.approx(r.err_weak - r.err_student)
 
 
 def test_charikar_convex_cone_class_strict_inequality():
@@ -455,10 +457,10 @@ def test_charikar_convex_cone_class_strict_inequality():
         head = np.abs(inst.head_star.numpy())  # F* in the cone {h_s @ b : b >= 0}
         f_star = torch.from_numpy(h @ head)
         noise = np.random.default_rng(seed).normal(0, 0.5, 300)
-        f_w = f_star + torch.from_numpy(noise)  # an arbitrary real-valued teacher
-        coef, _ = nnls(h, f_w.numpy(), maxiter=10_000)
-        f_sw = torch.from_numpy(h @ coef)
-        r = B.charikar(f_star, f_w, f_sw, tol=1e-7)
+        weak = f_star + torch.from_numpy(noise)  # an arbitrary real-valued teacher
+        coef, _ = nnls(h, weak.numpy(), maxiter=10_000)
+        student = torch.from_numpy(h @ coef)
+        r = B.squared_misfit_gain(f_star, weak, student, tol=1e-7)
         assert r.holds, (seed, r)
         strict += r.slack > 1e-6
     assert strict > 0
@@ -466,26 +468,26 @@ def test_charikar_convex_cone_class_strict_inequality():
 
 def test_charikar_multi_output_and_validation():
     gen = torch.Generator().manual_seed(0)
-    f_star, f_w = torch.randn(10, 3, generator=gen), torch.randn(10, 3, generator=gen)
-    r = B.charikar(f_star, f_w, f_star)
-    assert r.err_sw == 0.0 and r.misfit == pytest.approx(r.err_w) and r.holds
-    with pytest.raises(ValueError, match="f_sw.*finite"):
-        B.charikar(f_star, f_w, torch.full((10, 3), float("nan")))
-    with pytest.raises(ValueError, match="f_w"):
-        B.charikar(f_star, f_w[:5], f_star)
+    f_star, weak = torch.randn(10, 3, generator=gen), torch.randn(10, 3, generator=gen)
+    r = B.squared_misfit_gain(f_star, weak, f_star)
+    assert r.err_student == 0.0 and r.misfit == pytest.approx(r.err_weak) and r.holds
+    with pytest.raises(ValueError, match="student.*finite"):
+        B.squared_misfit_gain(f_star, weak, torch.full((10, 3), float("nan")))
+    with pytest.raises(ValueError, match="weak"):
+        B.squared_misfit_gain(f_star, weak[:5], f_star)
 
 
 # --------------------------------------------------------------------------- result objects
 def test_results_are_frozen_and_tabulate():
-    f_star, f_w, f_sw = _triple(0, 20, 3, floor=0.01)
+    f_star, weak, student = _triple(0, 20, 3, floor=0.01)
     results = [
-        B.lemma1(f_star, f_w, f_sw),
-        B.theorem1(f_w, f_sw, f_star=f_star),
-        B.theorem1_alt(f_w, f_sw, f_star=f_star),
-        B.ece_bound(f_w, f_star),
-        B.theorem3(f_star, f_w, f_sw),
-        B.forward_kl_identity(f_star, f_w, f_sw),
-        B.charikar(f_star, f_w, f_sw),
+        B.error_decomposition(f_star, weak, student),
+        B.generalization_bound(weak, student, f_star=f_star),
+        B.misfit_centred_bound(weak, student, f_star=f_star),
+        B.ece_bound(weak, f_star),
+        B.kl_misfit_gain(f_star, weak, student),
+        B.forward_kl_identity(f_star, weak, student),
+        B.squared_misfit_gain(f_star, weak, student),
     ]
     for r in results:
         d = r.as_dict()
@@ -495,24 +497,24 @@ def test_results_are_frozen_and_tabulate():
         with pytest.raises(dataclasses.FrozenInstanceError):
             r.holds = False  # type: ignore[misc]
     # a violated inequality says so
-    bad = B.theorem3(f_star, f_w, f_sw)
+    bad = B.kl_misfit_gain(f_star, weak, student)
     assert ("FAILS" in str(bad)) == (not bad.holds)
 
 
 # --------------------------------------------------------------------------- devices
 @pytest.mark.cuda
 def test_bounds_keep_the_device_and_agree_with_cpu(cuda_device):
-    f_star, f_w, f_sw = _triple(0, 60, 2, floor=0.01)
+    f_star, weak, student = _triple(0, 60, 2, floor=0.01)
     y = _labels(f_star, 0)
-    dev = [t.to(cuda_device) for t in (f_star, f_w, f_sw, y)]
-    r_gpu = B.lemma1(*dev[:3])
+    dev = [t.to(cuda_device) for t in (f_star, weak, student, y)]
+    r_gpu = B.error_decomposition(*dev[:3])
     assert r_gpu.pointwise.objective.device.type == "cuda"
-    assert r_gpu.as_dict() == pytest.approx(B.lemma1(f_star, f_w, f_sw).as_dict())
-    t1 = B.theorem1(dev[1], dev[2], labels=dev[3]).as_dict()
-    assert t1 == pytest.approx(B.theorem1(f_w, f_sw, labels=y).as_dict())
-    t2 = B.theorem2(dev[1], dev[2], f_star=dev[0]).as_dict()
-    assert t2 == pytest.approx(B.theorem2(f_w, f_sw, f_star=f_star).as_dict())
+    assert r_gpu.as_dict() == pytest.approx(B.error_decomposition(f_star, weak, student).as_dict())
+    t1 = B.generalization_bound(dev[1], dev[2], labels=dev[3]).as_dict()
+    assert t1 == pytest.approx(B.generalization_bound(weak, student, labels=y).as_dict())
+    t2 = B.calibration_bound(dev[1], dev[2], f_star=dev[0]).as_dict()
+    assert t2 == pytest.approx(B.calibration_bound(weak, student, f_star=f_star).as_dict())
     assert B.clip_to_floor(dev[1], 0.1).device.type == "cuda"
     inst = mixture_instance(0, n=30)
-    proj = B.i_projection_mixture(inst.f_w.to(cuda_device), inst.components.to(cuda_device))
-    assert proj.f_sw.device.type == "cuda" and proj.converged
+    proj = B.i_projection_mixture(inst.weak.to(cuda_device), inst.components.to(cuda_device))
+    assert proj.student.device.type == "cuda" and proj.converged

@@ -1,4 +1,4 @@
-"""Tests for w2s_utils.cache: hashing, atomic writes, verified stores and the memoiser."""
+"""Tests for w2s_utils.engine.cache: hashing, atomic writes, verified stores and the memoiser."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from w2s_utils import cache as C
+from w2s_utils.engine import cache as C
 
 
 @pytest.fixture(autouse=True)
@@ -200,7 +200,7 @@ _SLOW_WRITER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from w2s_utils import cache as C
+    from w2s_utils.engine import cache as C
 
     target, flag = Path(sys.argv[1]), Path(sys.argv[2])
 
@@ -260,7 +260,7 @@ _CONCURRENT = textwrap.dedent(
     """
     import sys
     import numpy as np
-    from w2s_utils import cache as C
+    from w2s_utils.engine import cache as C
 
     def compute():
         return {"x": np.arange(200_000, dtype=np.float64)}, {"who": "any"}

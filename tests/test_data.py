@@ -1,4 +1,4 @@
-"""Tests for w2s_utils.data: cleaning, splits, offline wheel datasets, hub and local loaders."""
+"""Tests for engine.data: cleaning, splits, offline wheel datasets, hub and local loaders."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from w2s_utils import data as D
-from w2s_utils.cache import cache_dir
+from w2s_utils.engine import data as D
+from w2s_utils.engine.cache import cache_dir
 
 
 @pytest.fixture

@@ -1,11 +1,11 @@
-"""Tests for w2s_utils.device: the default device and its W2S_DEVICE override."""
+"""Tests for w2s_utils.engine.device: the default device and its W2S_DEVICE override."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from w2s_utils.device import default_device
+from w2s_utils.engine.device import default_device
 
 
 def test_default_is_cuda_when_present(monkeypatch):

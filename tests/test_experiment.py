@@ -1,4 +1,4 @@
-"""Tests for w2s_utils.experiment: validation, caching (hit, corruption, SIGKILL), CLI, summary.
+"""Tests for engine.experiment: validation, caching (hit, corruption, SIGKILL), CLI, summary.
 
 The pipeline runs on the hidden ``test`` preset (tiny sizes, MiniLM-L2 with one trainable layer)
 over a small synthetic dataset patched in for ``sarcasm``, inside a private cache folder.
@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 import torch
 
-from w2s_utils import cache, data
-from w2s_utils.data import SplitSizes
-from w2s_utils.experiment import make_config, run_experiment, run_grid, summarize
+from w2s_utils.engine import cache, data
+from w2s_utils.engine.data import SplitSizes
+from w2s_utils.engine.experiment import make_config, run_experiment, run_grid, summarize
 
 _POS = ["great", "lovely", "superb", "fine", "brilliant", "warm", "funny", "smart"]
 _NEG = ["awful", "boring", "dull", "poor", "terrible", "cold", "weak", "silly"]
@@ -45,7 +45,7 @@ def synthetic_dataset(n: int = 400, seed: int = 0) -> data.TextDataset:
 PATCH = textwrap.dedent(
     """
     import numpy as np
-    from w2s_utils import data
+    from w2s_utils.engine import data
     _POS = {pos!r}; _NEG = {neg!r}; _NOUNS = {nouns!r}
     def _ds(name, **kw):
         rng = np.random.default_rng(0)
@@ -71,7 +71,7 @@ def isolated(monkeypatch, tmp_path):
     monkeypatch.setenv("W2S_DEVICE", "cpu")
     ds = synthetic_dataset()
     monkeypatch.setattr(data, "load_texts", lambda name, **kw: ds)
-    from w2s_utils.features import TextFeatureStore
+    from w2s_utils.engine.features import TextFeatureStore
 
     TextFeatureStore.clear_memory()
     return tmp_path / "cache"
@@ -130,7 +130,7 @@ def test_pipeline_cache_hit_and_corruption(isolated, capsys):
     cfg = make_config("sarcasm", "bow", preset="test")
     first = run_experiment(cfg)
     assert not first.cached
-    assert first.probs_student.shape == (40, 2) and first.probs_weak.shape == (40, 2)
+    assert first.student.shape == (40, 2) and first.weak.shape == (40, 2)
     assert set(first.metrics.index) == {"weak", "student", "ceiling"}
     assert {"accuracy", "ce", "ece", "smooth_ce", "kl_weak_student", "pgr"} <= set(
         first.metrics.columns
@@ -139,7 +139,7 @@ def test_pipeline_cache_hit_and_corruption(isolated, capsys):
     assert first.summary["eps"] >= 0 and len(first.history) >= 1
     hit = run_experiment(cfg)
     assert hit.cached
-    for name in ("probs_weak", "probs_student", "probs_ceiling", "labels"):
+    for name in ("weak", "student", "ceiling", "labels"):
         np.testing.assert_array_equal(getattr(hit, name), getattr(first, name))
     assert hit.ids == first.ids
     # corrupt the stored result: reported, recomputed, identical (deterministic on CPU)
@@ -150,7 +150,7 @@ def test_pipeline_cache_hit_and_corruption(isolated, capsys):
     again = run_experiment(cfg)
     assert not again.cached
     assert "recomputing" in capsys.readouterr().out
-    np.testing.assert_array_equal(again.probs_student, first.probs_student)
+    np.testing.assert_array_equal(again.student, first.student)
     cache.load_arrays(result_file)  # the rewritten entry verifies
 
 
@@ -158,9 +158,9 @@ def test_same_config_twice_is_deterministic(isolated):
     cfg = make_config("sarcasm", "tiny-transformer", preset="test")
     a = run_experiment(cfg, use_cache=False)
     b = run_experiment(cfg, use_cache=False)
-    np.testing.assert_array_equal(a.probs_student, b.probs_student)
-    np.testing.assert_array_equal(a.probs_weak, b.probs_weak)
-    np.testing.assert_array_equal(a.probs_ceiling, b.probs_ceiling)
+    np.testing.assert_array_equal(a.student, b.student)
+    np.testing.assert_array_equal(a.weak, b.weak)
+    np.testing.assert_array_equal(a.ceiling, b.ceiling)
 
 
 def test_shared_ceiling_across_weak_models(isolated):
@@ -169,7 +169,7 @@ def test_shared_ceiling_across_weak_models(isolated):
     )
     assert len(list((isolated / "ceiling_preds").glob("*.npz"))) == 1
     assert len(list((isolated / "weak_preds").glob("*.npz"))) == 2
-    np.testing.assert_array_equal(results[0].probs_ceiling, results[1].probs_ceiling)
+    np.testing.assert_array_equal(results[0].ceiling, results[1].ceiling)
     table = summarize(results)
     assert len(table) == 2
     assert {"weak_acc", "student_acc_lo", "ceiling_acc_hi", "pgr", "eps", "n_seeds"} <= set(
@@ -211,9 +211,9 @@ def test_cli_run_table_and_json(isolated, capsys):
 
 def test_cli_help_lists_registries(capsys):
     from w2s_utils.cli import main
-    from w2s_utils.losses import LOSS_NAMES
-    from w2s_utils.models import MODEL_NAMES
-    from w2s_utils.presets import PRESET_NAMES
+    from w2s_utils.engine.losses import LOSS_NAMES
+    from w2s_utils.engine.models import MODEL_NAMES
+    from w2s_utils.engine.presets import PRESET_NAMES
 
     with pytest.raises(SystemExit):
         main(["run", "--help"])
@@ -230,7 +230,7 @@ def test_sigkill_mid_run_leaves_no_half_written_entry(tmp_path):
         PATCH
         + textwrap.dedent(
             """
-            from w2s_utils.experiment import make_config, run_experiment
+            from w2s_utils.engine.experiment import make_config, run_experiment
             slow = {"epochs": 15, "eval_every": 10000}
             cfg = make_config("sarcasm", "bow", preset="test",
                               strong_settings=slow, student_settings=slow)
@@ -274,7 +274,7 @@ def test_pipeline_on_cuda(isolated, cuda_device, monkeypatch):
     monkeypatch.setenv("W2S_DEVICE", str(cuda_device))
     cfg = make_config("sarcasm", "tiny-transformer", preset="test")
     res = run_experiment(cfg, use_cache=False)
-    for name in ("probs_weak", "probs_student", "probs_ceiling"):
+    for name in ("weak", "student", "ceiling"):
         p = getattr(res, name)
         assert p.shape == (40, 2) and np.isfinite(p).all()
         np.testing.assert_allclose(p.sum(1), 1, atol=1e-6)
@@ -283,7 +283,7 @@ def test_pipeline_on_cuda(isolated, cuda_device, monkeypatch):
 
 
 def test_cache_keys_record_the_device(monkeypatch):
-    from w2s_utils import experiment
+    from w2s_utils.engine import experiment
 
     assert experiment._engine_key()["device"] == "cpu" or torch.cuda.is_available()
     monkeypatch.setattr(experiment, "default_device", lambda: torch.device("cuda"))

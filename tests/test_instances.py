@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from w2s_utils.instances import (
+from w2s_utils.theory.instances import (
     charikar_instance,
     logit_linear_instance,
     mixture_instance,
@@ -51,7 +51,7 @@ def test_mixture_instance_truth_is_in_the_convex_hull():
     assert inst.components.shape == (3, 40, 4) and inst.heads.shape == (3, 4, 3)
     _rows_are_distributions(inst.components)
     _rows_are_distributions(inst.f_star)
-    _rows_are_distributions(inst.f_w)
+    _rows_are_distributions(inst.weak)
     assert float(inst.alpha_star.min()) >= 0 and float(inst.alpha_star.sum()) == pytest.approx(1)
     torch.testing.assert_close(
         inst.f_star, torch.einsum("k,knc->nc", inst.alpha_star, inst.components)
@@ -59,16 +59,16 @@ def test_mixture_instance_truth_is_in_the_convex_hull():
     torch.testing.assert_close(
         inst.components[1], torch.softmax(inst.features @ inst.heads[1].T, dim=-1)
     )
-    assert float(inst.f_w.min()) >= 0.01 - 1e-15
+    assert float(inst.weak.min()) >= 0.01 - 1e-15
     assert mixture_instance(5, star_on_boundary=True).alpha_star[0] == 0
     again = mixture_instance(5, n=40, d=3, n_classes=4, n_components=3, weak_floor=0.01)
-    torch.testing.assert_close(again.f_w, inst.f_w, rtol=0, atol=0)
+    torch.testing.assert_close(again.weak, inst.weak, rtol=0, atol=0)
 
 
 def test_logit_linear_instance_is_realizable():
     inst = logit_linear_instance(2, n=30, d=4, n_classes=5, weak_noise=0.2)
     torch.testing.assert_close(inst.f_star, torch.softmax(inst.features @ inst.w_star.T, -1))
-    _rows_are_distributions(inst.f_w)
+    _rows_are_distributions(inst.weak)
     assert inst.features.dtype == F64
 
 

@@ -1,4 +1,4 @@
-"""Tests for w2s_utils.losses: gradients, identities, the confidence-loss warm-up, make_loss."""
+"""Tests for engine.losses: gradients, identities, the confidence-loss warm-up, make_loss."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from w2s_utils import losses as L
 from w2s_utils import metrics as m
+from w2s_utils.engine import losses as L
 
 PLAIN = (L.soft_ce, L.forward_kl, L.reverse_kl, L.squared_prob)
 

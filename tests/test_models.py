@@ -1,4 +1,4 @@
-"""Tests for w2s_utils.models: registry, hub errors, pooling, cached-trunk equivalence, modes."""
+"""Tests for engine.models: registry, hub errors, pooling, cached-trunk equivalence, modes."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from w2s_utils import models
-from w2s_utils.features import TextFeatureStore
-from w2s_utils.models import MODEL_NAMES, get_model
-from w2s_utils.train import TrainSettings
+from w2s_utils.engine import models
+from w2s_utils.engine.features import TextFeatureStore
+from w2s_utils.engine.models import MODEL_NAMES, get_model
+from w2s_utils.engine.train import TrainSettings
 
 TEXTS = [
     "a quick brown fox jumps",

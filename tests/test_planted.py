@@ -1,4 +1,4 @@
-"""Tests for w2s_utils.planted: exact errors on planted tasks (THEORY.md section 9)."""
+"""Tests for w2s_utils.engine.planted: exact errors on planted tasks (THEORY.md section 9)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from w2s_utils.metrics import kl
-from w2s_utils.planted import (
+from w2s_utils.engine.planted import (
     PlantedResult,
     SoftmaxProbe,
     fit_softmax_probe,
     planted_from_features,
     planted_task,
 )
+from w2s_utils.metrics import kl
 
 
 def _features(n: int = 600, d: int = 16, k: int = 2, seed: int = 0):
@@ -53,12 +53,12 @@ def test_sampled_cross_entropy_estimates_err_plus_entropy(planted: PlantedResult
 
 
 def test_lemma1_decomposition_is_exact(planted: PlantedResult) -> None:
-    fs, fw, fsw = planted.f_star, planted.f_w, planted.f_sw
-    diff = kl(fs, fsw) - kl(fs, fw)
-    log_ratio = torch.log(fw / fsw)
+    fs, weak, student = planted.f_star, planted.weak, planted.student
+    diff = kl(fs, student) - kl(fs, weak)
+    log_ratio = torch.log(weak / student)
     assert torch.allclose(diff, (fs * log_ratio).sum(-1), atol=1e-12)
-    assert torch.allclose(diff, kl(fw, fsw) + ((fs - fw) * log_ratio).sum(-1), atol=1e-12)
-    assert planted.eps == pytest.approx(float(kl(fw, fsw).mean()), abs=1e-15)
+    assert torch.allclose(diff, kl(weak, student) + ((fs - weak) * log_ratio).sum(-1), atol=1e-12)
+    assert planted.eps == pytest.approx(float(kl(weak, student).mean()), abs=1e-15)
 
 
 def test_planted_truth_is_realizable_by_the_strong_probe() -> None:
@@ -72,7 +72,7 @@ def test_planted_truth_is_realizable_by_the_strong_probe() -> None:
 def test_roles_and_shapes(planted: PlantedResult) -> None:
     n_test = planted.f_star.shape[0]
     assert n_test == 600 - int(round(0.3 * 600)) - int(round(0.4 * 600))
-    for p in (planted.f_star, planted.f_w, planted.f_sw, planted.f_s):
+    for p in (planted.f_star, planted.weak, planted.student, planted.ceiling):
         assert p.shape == (n_test, 2) and p.dtype == torch.float64
         assert torch.allclose(p.sum(-1), torch.ones(n_test, dtype=torch.float64))
     # the ceiling (strong probe on gold-from-F* labels) beats the weak probe on 3 noisy features
@@ -85,7 +85,7 @@ def test_deterministic_and_seed_dependent() -> None:
     a = planted_from_features(xs, xw, gold, seed=7)
     b = planted_from_features(xs.numpy(), xw.numpy(), gold.numpy(), seed=7)
     c = planted_from_features(xs, xw, gold, seed=8)
-    for name in ("f_star", "f_w", "f_sw", "f_s", "labels"):
+    for name in ("f_star", "weak", "student", "ceiling", "labels"):
         assert torch.equal(getattr(a, name), getattr(b, name))
     assert a.err == b.err
     assert not torch.equal(a.f_star, c.f_star) or not torch.equal(a.labels, c.labels)
@@ -162,7 +162,7 @@ def test_planted_task_on_real_text_is_exact() -> None:
     assert a.config["dataset"] == "sarcasm" and a.config["weak"] == "minilm-l1"
     assert a.f_star.shape == (60, 2)
     assert 0.5 < a.gold_accuracy <= 1.0
-    lhs = kl(a.f_star, a.f_sw) - kl(a.f_star, a.f_w)
-    assert torch.allclose(lhs, (a.f_star * torch.log(a.f_w / a.f_sw)).sum(-1), atol=1e-12)
-    expected_ce = float(-(a.f_star * torch.log(a.f_w)).sum(-1).mean())
+    lhs = kl(a.f_star, a.student) - kl(a.f_star, a.weak)
+    assert torch.allclose(lhs, (a.f_star * torch.log(a.weak / a.student)).sum(-1), atol=1e-12)
+    expected_ce = float(-(a.f_star * torch.log(a.weak)).sum(-1).mean())
     assert expected_ce == pytest.approx(a.err["weak"] + a.bayes_entropy, abs=1e-12)

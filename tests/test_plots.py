@@ -1,4 +1,4 @@
-"""Smoke tests for w2s_utils.plots: each helper draws the artists its data asks for."""
+"""Smoke tests for w2s_utils.book.plots: each helper draws the artists its data asks for."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest  # noqa: E402
 from matplotlib.collections import PolyCollection  # noqa: E402
 from matplotlib.container import BarContainer, ErrorbarContainer  # noqa: E402
 
-from w2s_utils import plots  # noqa: E402
+from w2s_utils.book import plots  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

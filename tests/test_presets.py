@@ -1,4 +1,4 @@
-"""Tests for w2s_utils.presets: registry, grids, and that chapters build identical configs."""
+"""Tests for engine.presets: registry, grids, and that chapters build identical configs."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import dataclasses
 
 import pytest
 
-from w2s_utils import cache
-from w2s_utils.data import DATASET_NAMES
-from w2s_utils.experiment import make_config
-from w2s_utils.models import MODEL_NAMES, MODES
-from w2s_utils.presets import PRESET_NAMES, PRESETS, Preset, get_preset
+from w2s_utils.engine import cache
+from w2s_utils.engine.data import DATASET_NAMES
+from w2s_utils.engine.experiment import make_config
+from w2s_utils.engine.models import MODEL_NAMES, MODES
+from w2s_utils.engine.presets import PRESET_NAMES, PRESETS, Preset, get_preset
 
 
 def test_unknown_preset_lists_names():

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from w2s_utils import bounds, cli, metrics, report
+from w2s_utils import check, cli, metrics, theory
 
 
 def _binary_arrays(n: int = 400, seed: int = 0) -> dict[str, np.ndarray]:
@@ -57,7 +57,7 @@ def _run_main(argv: list[str], capsys) -> tuple[int, str, str]:
 # --------------------------------------------------------------------------- library
 def test_check_arrays_binary_full_file_reports_everything():
     a = _binary_arrays()
-    res = report.check_arrays(**a)
+    res = check.check_arrays(**a)
     assert res["n"] == 400 and res["n_classes"] == 2 and res["binary"]
     assert set(res["metrics"]) == {"weak", "student", "ceiling"}
     weak = res["metrics"]["weak"]
@@ -96,12 +96,12 @@ def test_check_arrays_binary_full_file_reports_everything():
             assert row["holds"], row
     # the rows are the bounds module's results
     t1 = next(r for r in res["theorems"] if r["name"] == "Theorem 1 [F*]")
-    direct = bounds.theorem1(a["weak"], a["student"], f_star=a["f_star"]).as_dict()
+    direct = theory.generalization_bound(a["weak"], a["student"], f_star=a["f_star"]).as_dict()
     assert t1["slack"] == pytest.approx(direct["slack"]) and t1["gamma"] == direct["gamma"]
 
 
 def test_check_arrays_multiclass_without_f_star_says_what_was_skipped():
-    res = report.check_arrays(**_multiclass_arrays())
+    res = check.check_arrays(**_multiclass_arrays())
     assert not res["binary"] and "pgr" not in res
     assert "smooth_ce" not in res["metrics"]["weak"] and "auroc" not in res["metrics"]["weak"]
     skipped = {s["name"]: s["reason"] for s in res["skipped"]}
@@ -114,11 +114,11 @@ def test_check_arrays_multiclass_without_f_star_says_what_was_skipped():
 def test_zero_probabilities_skip_the_floor_results_until_clipped():
     a = _multiclass_arrays()
     a["weak"] = np.eye(4)[a["labels"]] * 0.5 + np.eye(4)[(a["labels"] + 1) % 4] * 0.5
-    res = report.check_arrays(**a)
+    res = check.check_arrays(**a)
     skipped = {s["name"]: s["reason"] for s in res["skipped"]}
     assert "zero probabilities" in skipped["Theorem 1 [labels]"]
     assert "--clip" in skipped["Theorem 1 [labels]"]
-    clipped = report.check_arrays(**a, gamma=0.01, clip=True)
+    clipped = check.check_arrays(**a, gamma=0.01, clip=True)
     t1 = next(r for r in clipped["theorems"] if r["name"] == "Theorem 1 [labels]")
     assert t1["gamma"] == 0.01 and t1["holds"]
     assert any("clipped" in n for n in clipped["notes"])
@@ -127,16 +127,16 @@ def test_zero_probabilities_skip_the_floor_results_until_clipped():
 def test_gamma_above_the_floor_is_an_error_naming_the_predictor():
     a = _binary_arrays()
     with pytest.raises(ValueError, match="weak.*--clip"):
-        report.check_arrays(**a, gamma=0.1)
+        check.check_arrays(**a, gamma=0.1)
     with pytest.raises(ValueError, match="clip"):
-        report.check_arrays(**a, clip=True)
+        check.check_arrays(**a, clip=True)
 
 
 def test_undefined_auroc_and_pgr_are_reported_not_raised():
     a = _binary_arrays(n=50)
     a["labels"] = np.ones(50, dtype=np.int64)
     a["ceiling"] = a["weak"]
-    res = report.check_arrays(**a)
+    res = check.check_arrays(**a)
     assert res["metrics"]["weak"]["auroc"] is None
     assert res["pgr"]["accuracy"] is None
     assert any("AUROC" in n for n in res["notes"]) and any("PGR" in n for n in res["notes"])
@@ -145,8 +145,8 @@ def test_undefined_auroc_and_pgr_are_reported_not_raised():
 def test_torch_inputs_and_binary_two_column_agree():
     a = _binary_arrays(n=120)
     two = {k: (np.stack([1 - v, v], -1) if k not in ("labels",) else v) for k, v in a.items()}
-    r1 = report.check_arrays(**{k: torch.from_numpy(v) for k, v in a.items()})
-    r2 = report.check_arrays(**two)
+    r1 = check.check_arrays(**{k: torch.from_numpy(v) for k, v in a.items()})
+    r2 = check.check_arrays(**two)
     assert r1["metrics"] == r2["metrics"]
     assert [r["slack"] for r in r1["theorems"]] == pytest.approx(
         [r["slack"] for r in r2["theorems"]]
@@ -174,7 +174,7 @@ def test_cli_in_process_table_and_json(tmp_path, capsys):
     assert rc == 0
     data = json.loads(out)
     assert data["file"] == path and data["n_bins"] == 15
-    expected = report.check_file(path)
+    expected = check.check_file(path)
     assert data["metrics"] == expected["metrics"]
     assert [r["name"] for r in data["theorems"]] == [r["name"] for r in expected["theorems"]]
 
@@ -218,14 +218,14 @@ def test_cli_subprocess(tmp_path):
 
 def test_exit_code_1_when_a_guaranteed_check_fails(tmp_path, capsys, monkeypatch):
     path = _save(tmp_path, **_binary_arrays(n=60))
-    real = report.check_file
+    real = check.check_file
 
     def broken(*args, **kwargs):
         res = real(*args, **kwargs)
         res["theorems"][1]["holds"] = False
         return res
 
-    monkeypatch.setattr(report, "check_file", broken)
+    monkeypatch.setattr(check, "check_file", broken)
     rc, out, _ = _run_main(["check", path], capsys)
     assert rc == 1 and "NO" in out
 
@@ -275,7 +275,7 @@ def test_malformed_files_exit_2_with_a_clear_message(tmp_path, capsys):
 
 def test_check_file_raises_the_documented_exceptions(tmp_path):
     with pytest.raises(FileNotFoundError):
-        report.check_file(tmp_path / "nope.npz")
+        check.check_file(tmp_path / "nope.npz")
     path = _save(tmp_path, weak=np.ones(3) / 2)
     with pytest.raises(ValueError, match="student, labels"):
-        report.check_file(path)
+        check.check_file(path)

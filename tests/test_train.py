@@ -1,12 +1,12 @@
-"""Tests for w2s_utils.train: schedule, targets, settings, determinism, early stopping, history."""
+"""Tests for engine.train: schedule, targets, settings, determinism, early stopping, history."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from w2s_utils.models import get_model
-from w2s_utils.train import TrainSettings, as_target_probs, train_classifier, warmup_cosine
+from w2s_utils.engine.models import get_model
+from w2s_utils.engine.train import TrainSettings, as_target_probs, train_classifier, warmup_cosine
 
 TEXTS = ["good great fine film", "bad awful poor film", "fine good", "poor awful"] * 6
 LABELS = np.array([1, 0, 1, 0] * 6)

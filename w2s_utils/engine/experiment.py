@@ -12,9 +12,9 @@ One run (:func:`run_experiment`) for an :class:`ExperimentConfig`:
 
 Caching: the weak model's predictions (keyed by dataset, weak model, sizes, seed, settings), the
 strong ceiling's predictions (keyed without the weak model, so every weak model of a (dataset,
-seed) shares one ceiling) and the whole result are stored with :func:`w2s_utils.cache.cached_arrays`
-(atomic writes, verified reloads, corrupt entries reported and recomputed). Frozen trunk states are
-cached per text by :mod:`w2s_utils.features` and shared across seeds and chapters.
+seed) shares one ceiling) and the whole result are stored with
+:func:`~w2s_utils.engine.cache.cached_arrays` (atomic writes, verified reloads, corrupt entries reported and recomputed). Frozen trunk states are
+cached per text by :mod:`w2s_utils.engine.features` and shared across seeds and chapters.
 """
 
 from __future__ import annotations
@@ -33,13 +33,14 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from w2s_utils import cache, data, metrics
-from w2s_utils.data import SplitSizes
-from w2s_utils.device import default_device
-from w2s_utils.losses import LOSS_NAMES
-from w2s_utils.models import MODEL_NAMES, MODES, check_model_name, get_model
-from w2s_utils.presets import PRESET_NAMES, PRESETS, get_preset
-from w2s_utils.train import TrainSettings
+from w2s_utils import metrics
+from w2s_utils.engine import cache, data
+from w2s_utils.engine.data import SplitSizes
+from w2s_utils.engine.device import default_device
+from w2s_utils.engine.losses import LOSS_NAMES
+from w2s_utils.engine.models import MODEL_NAMES, MODES, check_model_name, get_model
+from w2s_utils.engine.presets import PRESET_NAMES, PRESETS, get_preset
+from w2s_utils.engine.train import TrainSettings
 
 __all__ = [
     "ExperimentConfig",
@@ -103,7 +104,8 @@ class ExperimentConfig:
 class ExperimentResult:
     """Per-example test predictions of the three models, the student's history and metrics.
 
-    ``probs_*`` are ``[N_test, K]``; ``labels``/``ids`` the gold test labels and stable ids.
+    ``weak``, ``student``, ``ceiling`` are ``[N_test, K]``; ``labels``/``ids`` the gold test labels
+    and stable ids.
     ``weak_labels_train`` are the weak model's probabilities on ``w2s_train`` (what the student
     fits), ``student_probs_train`` the student's, ``train_labels`` the gold labels there (for
     analysis only); ``weak_labels_val`` the weak labels of ``val``. ``metrics`` has one row per
@@ -113,9 +115,9 @@ class ExperimentResult:
     config: ExperimentConfig
     labels: np.ndarray
     ids: list[str]
-    probs_weak: np.ndarray
-    probs_student: np.ndarray
-    probs_ceiling: np.ndarray
+    weak: np.ndarray
+    student: np.ndarray
+    ceiling: np.ndarray
     weak_labels_train: np.ndarray
     student_probs_train: np.ndarray
     train_labels: np.ndarray
@@ -417,9 +419,9 @@ def _result_from_arrays(cfg, arrays, seconds: float, cached: bool) -> Experiment
         config=cfg,
         labels=arrays["labels"],
         ids=cache.unpack_texts(arrays["ids_blob"], arrays["ids_offsets"]),
-        probs_weak=probs["weak"],
-        probs_student=probs["student"],
-        probs_ceiling=probs["ceiling"],
+        weak=probs["weak"],
+        student=probs["student"],
+        ceiling=probs["ceiling"],
         weak_labels_train=arrays["weak_labels_train"],
         student_probs_train=arrays["student_probs_train"],
         train_labels=arrays["train_labels"],

@@ -11,7 +11,7 @@ The file is a numpy ``.npz`` archive (``numpy.savez(path, weak=..., student=...,
 For each predictor: accuracy, test cross-entropy, binned ECE, and for binary tasks smooth CE and
 AUROC (plus ``Err = E KL(F*||.)`` with ``f_star``); the misfit between student and weak in all
 three kinds; PGR (on accuracy and on cross-entropy) with a ceiling. Then both sides and the slack of
-every theorem the file allows (:mod:`w2s_utils.bounds`): the label versions always, the ``F*``
+every theorem the file allows (:mod:`w2s_utils.theory`): the label versions always, the ``F*``
 versions with ``f_star``; Theorem 2 only for binary tasks. Theorem 3, the forward-KL identity and
 Charikar's inequality are *conditional*: their hypotheses (a convex class containing ``F*``, the
 student being the projection) cannot be verified from predictions, so they are reported apart.
@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from w2s_utils import bounds, metrics
+from w2s_utils import metrics, theory
 from w2s_utils._validate import as_two_class, check_labels
 
 __all__ = [
@@ -159,28 +159,42 @@ def _theorem_rows(
         plans.append((name, guaranteed, fn, reason))
 
     no_fs = "needs f_star (ground-truth probabilities) in the file"
-    plan("Lemma 1 [labels]", True, lambda: bounds.lemma1(_one_hot(y, w), w, s))
-    plan("Theorem 1 [labels]", True, lambda: bounds.theorem1(w, s, labels=y, gamma=gamma))
-    plan("Theorem 1 alt. [labels]", True, lambda: bounds.theorem1_alt(w, s, labels=y))
+    plan("Lemma 1 [labels]", True, lambda: theory.error_decomposition(_one_hot(y, w), w, s))
+    plan(
+        "Theorem 1 [labels]", True, lambda: theory.generalization_bound(w, s, labels=y, gamma=gamma)
+    )
+    plan("Theorem 1 alt. [labels]", True, lambda: theory.misfit_centred_bound(w, s, labels=y))
     if binary:
-        plan("Theorem 2 [labels]", True, lambda: bounds.theorem2(w, s, labels=y, n_bins=n_bins))
+        plan(
+            "Theorem 2 [labels]",
+            True,
+            lambda: theory.calibration_bound(w, s, labels=y, n_bins=n_bins),
+        )
     else:
         plan("Theorem 2", True, None, f"binary tasks only (K = {w.shape[1]})")
     if fs is not None:
-        plan("Lemma 1 [F*]", True, lambda: bounds.lemma1(fs, w, s))
-        plan("Theorem 1 [F*]", True, lambda: bounds.theorem1(w, s, f_star=fs, gamma=gamma))
-        plan("Theorem 1 alt. [F*]", True, lambda: bounds.theorem1_alt(w, s, f_star=fs))
+        plan("Lemma 1 [F*]", True, lambda: theory.error_decomposition(fs, w, s))
+        plan(
+            "Theorem 1 [F*]",
+            True,
+            lambda: theory.generalization_bound(w, s, f_star=fs, gamma=gamma),
+        )
+        plan("Theorem 1 alt. [F*]", True, lambda: theory.misfit_centred_bound(w, s, f_star=fs))
         if binary:
-            plan("Theorem 2 [F*]", True, lambda: bounds.theorem2(w, s, f_star=fs, n_bins=n_bins))
+            plan(
+                "Theorem 2 [F*]",
+                True,
+                lambda: theory.calibration_bound(w, s, f_star=fs, n_bins=n_bins),
+            )
         for name, p in preds.items():
             plan(
                 f"ECE check [{name}]",
                 True,
-                lambda p=p: bounds.ece_bound(p, fs, n_bins=n_bins),
+                lambda p=p: theory.ece_bound(p, fs, n_bins=n_bins),
             )
-        plan("Theorem 3", False, lambda: bounds.theorem3(fs, w, s))
-        plan("Forward-KL identity", False, lambda: bounds.forward_kl_identity(fs, w, s))
-        plan("Charikar et al.", False, lambda: bounds.charikar(fs, w, s))
+        plan("Theorem 3", False, lambda: theory.kl_misfit_gain(fs, w, s))
+        plan("Forward-KL identity", False, lambda: theory.forward_kl_identity(fs, w, s))
+        plan("Charikar et al.", False, lambda: theory.squared_misfit_gain(fs, w, s))
     else:
         for name in ("Lemma 1 [F*]", "Theorem 1 [F*]", "Theorem 1 alt. [F*]", "ECE check"):
             plan(name, True, None, no_fs)
@@ -235,7 +249,7 @@ def check_arrays(
     ``theorems`` (one dict per check: ``name``, ``guaranteed``, ``lhs``, ``rhs``, ``slack``,
     ``holds`` and the quantities used), ``skipped`` (``name``, ``reason``), ``notes``.
     ``gamma`` is Theorem 1's floor (default: the empirical one); with ``clip=True`` the predictors
-    are first clipped to it (:func:`w2s_utils.bounds.clip_to_floor`). Non-finite values stay
+    are first clipped to it (:func:`w2s_utils.theory.clip_to_floor`). Non-finite values stay
     ``inf``/``nan`` here (:func:`format_report`/JSON render them).
     """
     if not isinstance(n_bins, int) or isinstance(n_bins, bool) or n_bins < 1:
@@ -245,7 +259,7 @@ def check_arrays(
     preds, y, fs = _prepare(weak, student, labels, ceiling, f_star)
     notes: list[str] = []
     if clip:
-        preds = {k: bounds.clip_to_floor(v, gamma) for k, v in preds.items()}
+        preds = {k: theory.clip_to_floor(v, gamma) for k, v in preds.items()}
         notes.append(f"weak/student/ceiling clipped to the floor gamma = {gamma:g} before checking")
     elif gamma is not None:
         for name in ("weak", "student"):

@@ -4,7 +4,8 @@ A frozen bottom of a network gives the same output for a text whatever run, seed
 for it, so :class:`TextFeatureStore` keeps one array per text (``[n_tokens, H]`` token states or a
 ``[1, H]`` pooled vector), keyed by the text's sha1, under a namespace that names the model, the
 layer and the ``max_length``. New texts are computed in one batch and written as an immutable,
-verified chunk (:func:`w2s_utils.cache.save_arrays`, atomic); a later request for any mix of old and
+verified chunk
+(:func:`w2s_utils.engine.cache.save_arrays`, atomic); a later request for any mix of old and
 new texts loads the chunks it needs. Chunks that fail verification are reported and ignored (their
 texts are recomputed). Arrays are stored as float16 and returned as float16 numpy arrays.
 """
@@ -18,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from w2s_utils import cache
+from w2s_utils.engine import cache
 
 __all__ = ["TextFeatureStore", "text_key"]
 
@@ -59,7 +60,9 @@ class TextFeatureStore:
             try:
                 arrays, _ = cache.load_arrays(path, expect_meta={"namespace": self.namespace})
             except cache.CacheCorruptError as e:
-                print(f"[w2s_utils.features] ignoring and recomputing {path.name}: {e.reason}")
+                print(
+                    f"[w2s_utils.engine.features] ignoring and recomputing {path.name}: {e.reason}"
+                )
                 self.loaded.add(path.name)
                 continue
             except FileNotFoundError:  # pragma: no cover - removed concurrently

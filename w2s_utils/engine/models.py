@@ -34,9 +34,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from w2s_utils.device import default_device
-from w2s_utils.features import TextFeatureStore
-from w2s_utils.train import TrainSettings, as_target_probs, objective_eps, train_classifier
+from w2s_utils.engine.device import default_device
+from w2s_utils.engine.features import TextFeatureStore
+from w2s_utils.engine.train import TrainSettings, as_target_probs, objective_eps, train_classifier
 
 __all__ = [
     "MODEL_NAMES",
@@ -139,7 +139,7 @@ class Classifier(ABC):
 
 
 class TorchClassifier(Classifier):
-    """A torch classifier trained by :func:`w2s_utils.train.train_classifier`.
+    """A torch classifier trained by :func:`w2s_utils.engine.train.train_classifier`.
 
     Subclasses define how texts become per-example items (:meth:`prepare`), how items are padded
     into a batch (:meth:`collate`), the logits of a batch (:meth:`forward_batch`), which parameters

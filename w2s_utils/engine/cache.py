@@ -46,7 +46,7 @@ class CacheCorruptError(RuntimeError):
         super().__init__(
             f"cache file {self.path} is corrupt or stale: {reason}. "
             f"It will be recomputed by cached_* helpers; to clear it by hand delete {self.path} "
-            "(or the whole cache folder, see w2s_utils.cache.cache_dir())."
+            "(or the whole cache folder, see w2s_utils.engine.cache.cache_dir())."
         )
 
 
@@ -253,7 +253,7 @@ def save_arrays(
         if a.dtype.hasobject:
             raise ValueError(
                 f"save_arrays: array {name!r} has object dtype; store text as utf-8 bytes "
-                "(see w2s_utils.cache.pack_texts)"
+                "(see w2s_utils.engine.cache.pack_texts)"
             )
         clean[name] = a
     manifest = {
@@ -459,7 +459,7 @@ def cached_arrays(
             return arrays, meta
         except CacheCorruptError as e:
             if log is not None:
-                log(f"[w2s_utils.cache] {e.reason}: {path}; recomputing")
+                log(f"[w2s_utils.engine.cache] {e.reason}: {path}; recomputing")
         except FileNotFoundError:  # removed concurrently
             pass
     arrays, meta = compute()

@@ -3,7 +3,8 @@
 A :class:`Preset` holds the split sizes, the training settings of the weak model, the strong
 ceiling and the student, the training modes, and the chapter grids (``ladder_datasets``,
 ``ladder_weaks``, ``strong``, ``seeds``). Chapters that use the same preset and grid build the same
-:class:`w2s_utils.experiment.ExperimentConfig` objects and therefore hit the same cache entries.
+:class:`~w2s_utils.engine.experiment.ExperimentConfig`
+objects and therefore hit the same cache entries.
 
 ``ci`` budget (2 CPU cores): one cold pipeline run (weak, ceiling, student) <= 3 minutes, and the
 chapter-1 grid (2 datasets x 3 weak models x 3 seeds) <= 10 minutes cold. It reaches that by
@@ -17,8 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from w2s_utils.data import SplitSizes
-from w2s_utils.train import TrainSettings
+from w2s_utils.engine.data import SplitSizes
+from w2s_utils.engine.train import TrainSettings
 
 __all__ = ["PRESETS", "PRESET_NAMES", "Preset", "get_preset"]
 

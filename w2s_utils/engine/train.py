@@ -1,7 +1,8 @@
 """The training loop: AdamW, warm-up + cosine schedule, clipping, dynamic padding, weak-label
 early stopping and a per-evaluation history (the over-optimization curve).
 
-:func:`train_classifier` drives any :class:`w2s_utils.models.TorchClassifier`: the model says how
+:func:`train_classifier` drives any
+:class:`w2s_utils.engine.models.TorchClassifier`: the model says how
 to turn texts into per-example items (token ids, cached trunk states or frozen features), how to
 pad a batch of items, and how to compute logits; this module owns everything else.
 
@@ -24,7 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 if TYPE_CHECKING:  # pragma: no cover
-    from w2s_utils.models import TorchClassifier
+    from w2s_utils.engine.models import TorchClassifier
 
 __all__ = [
     "TrainSettings",
@@ -186,7 +187,7 @@ def train_classifier(
     select. ``eval_hook(step, model)`` may add columns to each history row. History columns:
     ``step, epoch, lr, train_loss, train_eps, val_loss, val_acc, val_eps, test_acc, test_ce``.
     """
-    from w2s_utils.losses import make_loss
+    from w2s_utils.engine.losses import make_loss
 
     s = settings or TrainSettings()
     k = model.n_classes

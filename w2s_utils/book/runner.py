@@ -282,7 +282,7 @@ def execute_notebook(
     )
     env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     env.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
-    cmd = [sys.executable, "-m", "w2s_utils.book", "--execute-child", json.dumps(spec)]
+    cmd = [sys.executable, "-m", "w2s_utils.book.runner", "--execute-child", json.dumps(spec)]
     start = time.perf_counter()
     with tempfile.TemporaryFile() as log:
         proc = subprocess.Popen(
@@ -519,7 +519,7 @@ def build_html(root: Path, staging: Path, *, log: Callable[[str], None] = print)
 def _check_preset(preset: str) -> None:
     """Unknown presets fail before any notebook runs (ValueError listing the valid ones)."""
     try:
-        from w2s_utils.presets import get_preset
+        from w2s_utils.engine.presets import get_preset
     except ImportError:  # presets not importable: the notebooks will say
         return
     get_preset(preset)

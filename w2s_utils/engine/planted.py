@@ -196,7 +196,8 @@ def _newton_softmax(
 class PlantedResult:
     """A planted weak-to-strong run: test-set predictions of every model and their exact errors.
 
-    ``f_star``, ``f_w``, ``f_sw``, ``f_s``: probabilities ``[N_test, K]`` (float64) of the planted
+    ``f_star``, ``weak``, ``student``, ``ceiling``: probabilities ``[N_test, K]`` (float64) of the
+    planted
     truth, the weak teacher, the student and the strong ceiling; ``labels``: labels sampled from
     ``f_star`` on the test texts. ``err[name]`` = exact ``E_x KL(F* || F)`` over the test texts,
     ``ce[name]`` = cross-entropy on the sampled test labels (the hard-label estimate), ``accuracy``
@@ -206,9 +207,9 @@ class PlantedResult:
     """
 
     f_star: torch.Tensor
-    f_w: torch.Tensor
-    f_sw: torch.Tensor
-    f_s: torch.Tensor
+    weak: torch.Tensor
+    student: torch.Tensor
+    ceiling: torch.Tensor
     labels: torch.Tensor
     err: dict[str, float]
     ce: dict[str, float]
@@ -219,8 +220,8 @@ class PlantedResult:
     config: dict[str, Any] = field(default_factory=dict)
 
     def predictions(self) -> dict[str, torch.Tensor]:
-        """``{"weak": f_w, "student": f_sw, "ceiling": f_s}``."""
-        return {"weak": self.f_w, "student": self.f_sw, "ceiling": self.f_s}
+        """``{"weak": ..., "student": ..., "ceiling": ...}`` (the three predictors by role)."""
+        return {"weak": self.weak, "student": self.student, "ceiling": self.ceiling}
 
     def exact_err(self, probs: Any) -> float:
         """Exact ``Err(F) = E_x KL(F*(x) || F(x))`` on the test texts for any predictor ``F``."""
@@ -343,9 +344,9 @@ def planted_from_features(
     }
     return PlantedResult(
         f_star=f_star,
-        f_w=preds["weak"],
-        f_sw=preds["student"],
-        f_s=preds["ceiling"],
+        weak=preds["weak"],
+        student=preds["student"],
+        ceiling=preds["ceiling"],
         labels=labels,
         err=err,
         ce=ce,
@@ -358,7 +359,7 @@ def planted_from_features(
 
 
 def _check_feature_model(name: str, role: str) -> None:
-    from w2s_utils.models import MODEL_NAMES, check_model_name
+    from w2s_utils.engine.models import MODEL_NAMES, check_model_name
 
     if name in ("bow", "tiny-transformer"):
         raise ValueError(
@@ -369,7 +370,7 @@ def _check_feature_model(name: str, role: str) -> None:
 
 
 def _feature_model(name: str, role: str, n_classes: int) -> Any:
-    from w2s_utils.models import get_model
+    from w2s_utils.engine.models import get_model
 
     _check_feature_model(name, role)
     return get_model(name, n_classes=n_classes, mode="probe")
@@ -378,11 +379,12 @@ def _feature_model(name: str, role: str, n_classes: int) -> Any:
 def planted_texts(dataset: str, n: int) -> tuple[list[str], torch.Tensor]:
     """A fixed, content-defined subset of ``n`` texts of ``dataset`` and their gold labels.
 
-    The texts with the smallest stable ids (:func:`w2s_utils.data.text_id`, a hash of the text):
+    The texts with the smallest stable ids (:func:`~w2s_utils.engine.data.text_id`,
+    a hash of the text):
     the same ``n`` always gives the same texts, whatever the seed, so their features are computed
     once and then read from the engine's feature cache.
     """
-    from w2s_utils.data import load_texts
+    from w2s_utils.engine.data import load_texts
 
     if not isinstance(n, int) or isinstance(n, bool) or n < 10:
         raise ValueError(f"n: must be an int >= 10 (number of texts), got {n!r}")

@@ -1,0 +1,64 @@
+"""Metrics (the lowest layer above input validation): divergences, classification,
+calibration, weak-to-strong summaries and intervals. Pure torch, device-agnostic.
+
+Conventions: probabilities have classes on the last axis and any leading batch axes; a 1-D tensor
+``[N]`` is a binary predictor (positive-class probabilities). Natural logs (nats), 0 log 0 = 0.
+Every public function validates its input (:mod:`w2s_utils._validate`); ``validate=False`` is for
+internal hot loops whose input is already checked.
+"""
+
+from __future__ import annotations
+
+from w2s_utils.metrics.calibration import (
+    Reliability,
+    ece,
+    reliability,
+    smooth_ce,
+)
+from w2s_utils.metrics.classification import (
+    accuracy,
+    auroc,
+)
+from w2s_utils.metrics.divergences import (
+    CHUNK_ELEMENTS,
+    cross_entropy,
+    cross_entropy_from_logits,
+    entropy,
+    entropy_from_logits,
+    kl,
+    kl_from_logits,
+    tv,
+)
+from w2s_utils.metrics.intervals import (
+    Interval,
+    bootstrap_ci,
+    seed_interval,
+)
+from w2s_utils.metrics.w2s import (
+    MISFIT_KINDS,
+    misfit,
+    pgr,
+)
+
+__all__ = [
+    "CHUNK_ELEMENTS",
+    "Interval",
+    "MISFIT_KINDS",
+    "Reliability",
+    "accuracy",
+    "auroc",
+    "bootstrap_ci",
+    "cross_entropy",
+    "cross_entropy_from_logits",
+    "ece",
+    "entropy",
+    "entropy_from_logits",
+    "kl",
+    "kl_from_logits",
+    "misfit",
+    "pgr",
+    "reliability",
+    "seed_interval",
+    "smooth_ce",
+    "tv",
+]

@@ -1,0 +1,357 @@
+"""Calibration: reliability curves, binned ECE and exact smooth calibration error."""
+
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from w2s_utils._validate import (
+    as_tensor,
+)
+from w2s_utils.metrics.classification import _probs_truth
+from w2s_utils.metrics.divergences import CHUNK_ELEMENTS
+
+
+# --------------------------------------------------------------------------- calibration
+@dataclass(frozen=True)
+class Reliability:
+    """Per-bin data for a reliability diagram (tensors on the input's device, one entry per bin).
+
+    Bin ``k`` covers ``[lo[k], hi[k])``; see :func:`reliability` for the last bin. ``confidence``
+    and ``accuracy`` are the bin means (0 for empty bins, as torchmetrics), ``count`` the number of
+    predictions; these three are float64 (accumulated in float64).
+    ``ece`` = Σ_k count_k / N · |accuracy_k − confidence_k|.
+    """
+
+    lo: torch.Tensor
+    hi: torch.Tensor
+    confidence: torch.Tensor
+    accuracy: torch.Tensor
+    count: torch.Tensor
+    ece: float
+
+
+def _confidence_and_hits(
+    probs: torch.Tensor, truth: torch.Tensor, confidence: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Binned confidence and its "hit": 0/1 against labels, the true probability against F*."""
+    soft = truth.is_floating_point()
+    if confidence == "top":
+        if probs.dim() == 1:
+            conf = torch.maximum(probs, 1.0 - probs)
+            pred = probs > 0.5
+            if soft:
+                return conf, torch.where(pred, truth, 1.0 - truth)
+        else:
+            conf, pred = probs.max(dim=-1)  # first maximal index, as argmax and torchmetrics
+            if soft:
+                return conf, truth.gather(-1, pred[:, None])[:, 0]
+        hits = (pred == truth).to(conf.dtype)
+    elif confidence == "positive":
+        if probs.dim() == 2 and probs.shape[1] != 2:
+            raise ValueError(
+                f"confidence: 'positive' needs a binary predictor, got {probs.shape[1]} classes; "
+                "use confidence='top'"
+            )
+        conf = probs[:, 1] if probs.dim() == 2 else probs
+        hits = (truth[:, 1] if truth.dim() == 2 else truth).to(conf.dtype)
+    else:
+        raise ValueError(f"confidence: must be 'top' or 'positive', got {confidence!r}")
+    return conf, hits
+
+
+def reliability(
+    probs,
+    labels=None,
+    n_bins: int = 15,
+    strategy: str = "uniform",
+    *,
+    confidence: str = "top",
+    target=None,
+    validate: bool = True,
+) -> Reliability:
+    """Binned calibration data (the basis of :func:`ece`).
+
+    ``confidence="top"`` (default) bins the top-label confidence max_k p_k and scores whether the
+    argmax is right: this is torchmetrics' ``multiclass_calibration_error`` (also for [N] binary
+    input, which is expanded to [N, 2]). ``confidence="positive"`` (binary only) bins the
+    positive-class probability against the label: torchmetrics' ``binary_calibration_error`` and
+    scikit-learn's ``calibration_curve``.
+
+    ``strategy="uniform"``: ``n_bins`` equal-width bins ``[k/n, (k+1)/n)`` plus, exactly as
+    torchmetrics (``bucketize(right=True)`` on ``n_bins + 1`` slots), a last point bin ``[1, 1]``
+    holding confidences equal to 1.0; so ``n_bins + 1`` rows are returned.
+    ``strategy="quantile"``: ``n_bins`` equal-mass bins whose edges are quantiles of the confidence
+    (last bin closed; ties can leave bins empty).
+
+    ``target`` (instead of ``labels``): the true class probabilities F*(x), same shape as
+    ``probs``, where they are known (planted tasks, theory checks); a bin's accuracy is then the
+    mean true probability of the predicted class. One-hot targets give the labels' result.
+    """
+    if validate:
+        if not isinstance(n_bins, int) or isinstance(n_bins, bool) or n_bins < 1:
+            raise ValueError(f"n_bins: must be a positive integer, got {n_bins!r}")
+        if strategy not in ("uniform", "quantile"):
+            raise ValueError(f"strategy: must be 'uniform' or 'quantile', got {strategy!r}")
+    probs, labels = _probs_truth(probs, labels, target, validate)
+    if confidence not in ("top", "positive"):
+        raise ValueError(f"confidence: must be 'top' or 'positive', got {confidence!r}")
+    if strategy not in ("uniform", "quantile"):
+        raise ValueError(f"strategy: must be 'uniform' or 'quantile', got {strategy!r}")
+    dev = probs.device
+    dtype = probs.dtype
+    if strategy == "uniform":
+        edges = torch.linspace(0, 1, n_bins + 1, dtype=dtype, device=dev)
+        lo = edges
+        hi = torch.cat([edges[1:], edges[-1:]])
+        n_slots = n_bins + 1
+        # floor(c · n_bins) is the bin up to rounding; compare with the float edges to land exactly
+        # where torch.bucketize(c, edges, right=True) - 1 would (torchmetrics), but ~3x faster.
+        ext = torch.cat([edges, torch.full((1,), math.inf, dtype=dtype, device=dev)])
+
+        def index(c: torch.Tensor) -> torch.Tensor:
+            i0 = (c * n_bins).long().clamp_(0, n_bins)
+            return i0 - (c < ext[i0]).long() + (c >= ext[i0 + 1]).long()
+
+    else:
+        conf_all, _ = _confidence_and_hits(probs, labels, confidence)
+        srt = conf_all.double().sort().values
+        pos = torch.linspace(0, 1, n_bins + 1, dtype=torch.float64, device=dev) * (len(srt) - 1)
+        i_lo = pos.floor().long()
+        i_hi = pos.ceil().long()
+        edges = (srt[i_lo] + (srt[i_hi] - srt[i_lo]) * (pos - i_lo)).to(dtype)  # linear, as numpy
+        lo, hi = edges[:-1], edges[1:]
+        n_slots = n_bins
+        inner = edges[1:-1].contiguous()
+
+        def index(c: torch.Tensor) -> torch.Tensor:
+            return torch.bucketize(c, inner, right=True)
+
+    acc = torch.float64
+    count = torch.zeros(n_slots, dtype=acc, device=dev)
+    conf_sum = torch.zeros(n_slots, dtype=acc, device=dev)
+    hit_sum = torch.zeros(n_slots, dtype=acc, device=dev)
+    n = probs.shape[0]
+    k = 1 if probs.dim() == 1 else probs.shape[1]
+    step = n if dev.type != "cpu" else max(1, 2 * CHUNK_ELEMENTS // k)  # cache-sized on CPU
+    for i in range(0, n, step):
+        c, h = _confidence_and_hits(probs[i : i + step], labels[i : i + step], confidence)
+        idx = index(c)
+        count += torch.bincount(idx, minlength=n_slots)
+        conf_sum += torch.bincount(idx, weights=c.to(acc), minlength=n_slots)
+        hit_sum += torch.bincount(idx, weights=h.to(acc), minlength=n_slots)
+    safe = count.clamp_min(1)
+    mean_conf = conf_sum / safe
+    mean_acc = hit_sum / safe
+    err = float(((mean_acc - mean_conf).abs() * count).sum() / count.sum())
+    return Reliability(lo=lo, hi=hi, confidence=mean_conf, accuracy=mean_acc, count=count, ece=err)
+
+
+def ece(
+    probs,
+    labels=None,
+    n_bins: int = 15,
+    strategy: str = "uniform",
+    *,
+    confidence: str = "top",
+    target=None,
+    validate: bool = True,
+) -> float:
+    """Binned expected calibration error Σ_bins (n_b / N) |acc_b − conf_b| (L1).
+
+    Default: top-label confidence, 15 equal-width bins; numerically the same as torchmetrics'
+    ``multiclass_calibration_error(probs, labels, K, n_bins, norm="l1")`` (and, with
+    ``confidence="positive"`` on a binary predictor, ``binary_calibration_error``). See
+    :func:`reliability` for the binning rules and for ``target`` (F* in place of labels). Not
+    Lipschitz in the predictor: report :func:`smooth_ce` beside it.
+    """
+    return reliability(
+        probs, labels, n_bins, strategy, confidence=confidence, target=target, validate=validate
+    ).ece
+
+
+def _smooth_ce_dp(p: np.ndarray, r: np.ndarray) -> float:
+    """max Σ_i w_i r_i s.t. |w_i| ≤ 1, |w_i − w_{i+1}| ≤ p_{i+1} − p_i (p sorted). Exact.
+
+    Solved through the LP dual (support function of box ∩ Lipschitz set):
+    min over S of Σ_{j=1..n} |S_j − S_{j−1}| + Σ_{j<n} d_j |S_j − R_j|, with S_0 = 0, S_n = R_n,
+    R_j = r_1 + … + r_j, d_j = p_{j+1} − p_j. A dynamic programme over the convex piecewise-linear
+    cost-to-go g_j ("slope trick"): breakpoints left/right of the argmin live in heaps (plus
+    far-end heaps with lazy deletion); adding d_j |s − R_j| moves the argmin across breakpoints of
+    total weight ≤ d_j, and the transition min_s' g(s') + |s − s'| clamps the slopes to [−1, 1] by
+    dropping weight at the far ends (each breakpoint is dropped at most once). The optimum is
+    clamp(g_{n−1})(R_n) = min g + Σ weights · distances past R_n. Strong duality makes it the
+    primal value. Measured near-linear (≈1 s at n = 10^5 on calibrated, adversarially
+    alternating and tied inputs alike).
+    """
+    n = len(p)
+    if n == 0:
+        return 0.0
+    cum = np.cumsum(r)
+    gaps = np.diff(p)
+    pos: list[float] = [0.0, 0.0]
+    wt: list[float] = [1.0, 1.0]
+    side: list[int] = [1, 2]  # 1: left of the argmin, 2: right of it, 0: dropped
+    left = [(-0.0, 0)]  # max-heap on position
+    left_far = [(0.0, 0)]  # min-heap on position
+    right = [(0.0, 1)]  # min-heap on position
+    right_far = [(-0.0, 1)]  # max-heap on position
+    w_left = w_right = 1.0  # g_1 before its data term: |s|
+    minval = 0.0
+    push, pop = heapq.heappush, heapq.heappop
+
+    def add(x: float, w: float, where: int) -> None:
+        pos.append(x)
+        wt.append(w)
+        side.append(where)
+        i = len(pos) - 1
+        if where == 1:
+            push(left, (-x, i))
+            push(left_far, (x, i))
+        else:
+            push(right, (x, i))
+            push(right_far, (-x, i))
+
+    def top(h: list[tuple[float, int]], where: int) -> int:
+        while side[h[0][1]] != where:
+            pop(h)
+        return h[0][1]
+
+    for j in range(n - 1):
+        d = float(gaps[j])
+        if d <= 0.0:  # tied predictions: no data term, and slopes are already clamped
+            continue
+        x0 = float(cum[j])
+        lo, hi = pos[top(left, 1)], pos[top(right, 2)]
+        if x0 < lo:  # argmin moves left
+            minval += d * (lo - x0)
+            add(x0, 2.0 * d, 1)
+            w_left += 2.0 * d
+            t = d
+            while True:
+                i = top(left, 1)
+                x, w = pos[i], wt[i]
+                if w >= t:
+                    wt[i] = w - t
+                    w_left -= t
+                    add(x, t, 2)
+                    w_right += t
+                    break
+                side[i] = 0
+                w_left -= w
+                add(x, w, 2)
+                w_right += w
+                t -= w
+                minval -= t * (x - pos[top(left, 1)])
+        elif x0 > hi:  # argmin moves right
+            minval += d * (x0 - hi)
+            add(x0, 2.0 * d, 2)
+            w_right += 2.0 * d
+            t = d
+            while True:
+                i = top(right, 2)
+                x, w = pos[i], wt[i]
+                if w >= t:
+                    wt[i] = w - t
+                    w_right -= t
+                    add(x, t, 1)
+                    w_left += t
+                    break
+                side[i] = 0
+                w_right -= w
+                add(x, w, 1)
+                w_left += w
+                t -= w
+                minval -= t * (pos[top(right, 2)] - x)
+        else:
+            add(x0, d, 1)
+            add(x0, d, 2)
+            w_left += d
+            w_right += d
+        for far, where, total in ((left_far, 1, w_left), (right_far, 2, w_right)):
+            excess = total - 1.0
+            while excess > 0.0:
+                i = top(far, where)
+                if wt[i] <= excess:
+                    excess -= wt[i]
+                    side[i] = 0
+                else:
+                    wt[i] -= excess
+                    excess = 0.0
+            if where == 1:
+                w_left = min(total, 1.0)
+            else:
+                w_right = min(total, 1.0)
+    end = float(cum[-1])
+    pos_a, wt_a, side_a = np.asarray(pos), np.asarray(wt), np.asarray(side)
+    val = minval
+    val += float((wt_a * np.clip(pos_a - end, 0.0, None))[side_a == 1].sum())
+    val += float((wt_a * np.clip(end - pos_a, 0.0, None))[side_a == 2].sum())
+    return val
+
+
+def _smooth_ce_highs(p: np.ndarray, r: np.ndarray) -> float:
+    """The same LP solved by scipy's HiGHS on the sparse formulation (for cross-checking)."""
+    from scipy import sparse
+    from scipy.optimize import linprog
+
+    n = len(p)
+    if n == 1:
+        return abs(float(r[0]))
+    d = np.diff(p)
+    rows = np.repeat(np.arange(n - 1), 2)
+    cols = np.stack([np.arange(n - 1), np.arange(1, n)], axis=1).ravel()
+    vals = np.tile([1.0, -1.0], n - 1)
+    diff = sparse.csr_matrix((vals, (rows, cols)), shape=(n - 1, n))
+    a_ub = sparse.vstack([diff, -diff], format="csr")
+    b_ub = np.concatenate([d, d])
+    res = linprog(-r, A_ub=a_ub, b_ub=b_ub, bounds=(-1.0, 1.0), method="highs")
+    if res.status != 0:
+        raise RuntimeError(f"smooth_ce: HiGHS failed ({res.message})")
+    return float(-res.fun)
+
+
+def smooth_ce(p, labels=None, *, target=None, method: str = "dp", validate: bool = True) -> float:
+    """Exact empirical smooth calibration error of a binary predictor (THEORY.md §4).
+
+    smCE = max (1/n) Σ_i w_i (y_i − p_i) over w: [0, 1] → [−1, 1] 1-Lipschitz, i.e. the LP over
+    w_i = w(p_(i)) (sorted) with |w_i| ≤ 1 and |w_i − w_{i+1}| ≤ p_(i+1) − p_(i). Tied predictions
+    share one w (their gap is 0).
+
+    ``method="dp"`` (default): an exact dynamic programme on the LP dual (see ``_smooth_ce_dp``),
+    pure Python + heapq, O(n log n) in every case we measured (calibrated, miscalibrated,
+    adversarially alternating residuals, heavy ties). ``method="highs"``: scipy HiGHS on the sparse
+    primal LP. The two agree to ~1e-9 and match an independent dense LP in the tests. The input
+    may live on any device; the computation runs on the CPU (it is sequential).
+
+    Cost (measured on the shared 2-core dev box, one thread, load ≈ 9 from other jobs):
+    n = 10^4: dp ≈ 0.06–0.25 s, highs ≈ 0.35 s; n = 10^5: dp ≈ 0.6–1.0 s, highs 4–12 s (120 s on
+    a near-degenerate input); n = 10^6: dp ≈ 7–10 s. Sorting adds O(n log n).
+    See ``benchmarks/bench_metrics.py``.
+
+    ``p``: ``[N]`` positive-class probabilities or ``[N, 2]``; ``labels`` in {0, 1}, or instead
+    ``target``: the true positive-class probabilities F*(x) (``[N]`` or ``[N, 2]`` like ``p``),
+    which replace the labels in the residuals y − p.
+    """
+    p = as_tensor(p, "p")
+    if validate and (p.dim() > 2 or (p.dim() == 2 and p.shape[1] != 2)):
+        raise ValueError(
+            f"p: smooth_ce is for binary predictors, got shape {tuple(p.shape)}; pass [N] or [N, 2]"
+        )
+    p, truth = _probs_truth(p, labels, target, validate, name="p")
+    s = (p[:, 1] if p.dim() == 2 else p).detach().double().cpu().numpy()
+    y = (truth[:, 1] if truth.dim() == 2 else truth).detach().double().cpu().numpy()
+    order = np.argsort(s, kind="stable")
+    s, y = s[order], y[order]
+    r = y - s
+    if method == "dp":
+        val = _smooth_ce_dp(s, r)
+    elif method == "highs":
+        val = _smooth_ce_highs(s, r)
+    else:
+        raise ValueError(f"method: must be 'dp' or 'highs', got {method!r}")
+    return val / len(s)
