@@ -13,8 +13,8 @@ One run (:func:`run_experiment`) for an :class:`ExperimentConfig`:
 Caching: the weak model's predictions (keyed by dataset, weak model, sizes, seed, settings), the
 strong ceiling's predictions (keyed without the weak model, so every weak model of a (dataset,
 seed) shares one ceiling) and the whole result are stored with
-:func:`~w2s_utils.engine.cache.cached_arrays` (atomic writes, verified reloads, corrupt entries reported and recomputed). Frozen trunk states are
-cached per text by :mod:`w2s_utils.engine.features` and shared across seeds and chapters.
+:func:`~w2s_utils.engine.cache.cached_arrays` (atomic writes, verified reloads, corrupt entries
+reported and recomputed). Frozen trunk states are cached per text by :mod:`w2s_utils.engine.features` and shared across seeds and chapters.
 """
 
 from __future__ import annotations
