@@ -14,7 +14,8 @@ Caching: the weak model's predictions (keyed by dataset, weak model, sizes, seed
 strong ceiling's predictions (keyed without the weak model, so every weak model of a (dataset,
 seed) shares one ceiling) and the whole result are stored with
 :func:`~w2s_utils.engine.cache.cached_arrays` (atomic writes, verified reloads, corrupt entries
-reported and recomputed). Frozen trunk states are cached per text by :mod:`w2s_utils.engine.features` and shared across seeds and chapters.
+reported and recomputed). Frozen trunk states are cached per text by
+:mod:`w2s_utils.engine.features` and shared across seeds and chapters.
 """
 
 from __future__ import annotations
