@@ -68,12 +68,6 @@ def _engine_key() -> dict[str, object]:
     return {"engine": ENGINE_VERSION, "device": default_device().type}
 
 
-#: PGR is undefined (nan) unless the ceiling beats the weak model by more than this accuracy gap:
-#: a 1-point gap is about one standard error of an accuracy on ~1,500 test examples, so a smaller
-#: gap would divide by noise (Burns et al.'s PGR is meaningless there).
-PGR_MIN_GAP = 0.01
-
-
 @dataclass(frozen=True)
 class ExperimentConfig:
     """Everything that determines one weak-to-strong run (hashed into the cache key).
@@ -384,16 +378,14 @@ def _metrics_table(
         rows.append(row)
     table = pd.DataFrame(rows).set_index("model")
     acc, ce = table["accuracy"], table["ce"]
-    table["pgr"] = [
-        metrics.pgr(acc["weak"], acc[m], acc["ceiling"], min_gap=PGR_MIN_GAP) for m in table.index
-    ]
+    table["pgr"] = [metrics.pgr(acc["weak"], acc[m], acc["ceiling"]) for m in table.index]
     summary = {
         "weak_acc": float(acc["weak"]),
         "student_acc": float(acc["student"]),
         "ceiling_acc": float(acc["ceiling"]),
         "pgr": float(table.loc["student", "pgr"]),
         # CE: lower is better, so PGR on -CE
-        "pgr_ce": float(metrics.pgr(-ce["weak"], -ce["student"], -ce["ceiling"], min_gap=1e-3)),
+        "pgr_ce": float(metrics.pgr(-ce["weak"], -ce["student"], -ce["ceiling"])),
         "gap": float(acc["ceiling"] - acc["weak"]),
         "weak_ce": float(ce["weak"]),
         "student_ce": float(ce["student"]),
@@ -564,8 +556,8 @@ def summarize(results: Sequence[ExperimentResult]) -> pd.DataFrame:
 
     Columns ``<metric>`` (mean), ``<metric>_lo``, ``<metric>_hi`` for weak/student/ceiling
     accuracy, ``gap`` (ceiling - weak accuracy), PGR (mean of the per-seed PGRs; a seed whose gap
-    is <= :data:`PGR_MIN_GAP` has no PGR and is left out, ``pgr_n`` counts the seeds used), eps
-    and CE, plus ``n_seeds``.
+    is <= :data:`w2s_utils.metrics.PGR_MIN_GAP` has no PGR and is left out, ``pgr_n`` counts the
+    seeds used), eps and CE, plus ``n_seeds``.
     """
     if not results:
         raise ValueError("summarize: no results")

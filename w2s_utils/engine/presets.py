@@ -21,7 +21,57 @@ from dataclasses import dataclass, field, replace
 from w2s_utils.engine.data import SplitSizes
 from w2s_utils.engine.train import TrainSettings
 
-__all__ = ["PRESETS", "PRESET_NAMES", "Preset", "get_preset"]
+__all__ = [
+    "PRESETS",
+    "PRESET_NAMES",
+    "CalibrationGrid",
+    "OveroptimizationGrid",
+    "SquaredLossGrid",
+    "KLGrid",
+    "Preset",
+    "get_preset",
+]
+
+
+# ---------------------------------------------------------- per-chapter grids (chapters 3-6)
+# Each chapter reads its own grid from the preset; the ci and paper presets fill them in. A grid's
+# datasets/weaks/seeds default to the chapter-1 ladder (empty tuple = "the ladder's"), so chapters
+# share cached runs.
+
+
+@dataclass(frozen=True)
+class CalibrationGrid:
+    """Chapter 3: teachers made over- and under-confident by a temperature on their logits."""
+
+    temperatures: tuple[float, ...] = (0.5, 1.0, 2.0)
+    datasets: tuple[str, ...] = ()
+    weaks: tuple[str, ...] = ()
+    seeds: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class OveroptimizationGrid:
+    """Chapter 4: students trained long on weak labels, evaluated along training."""
+
+    datasets: tuple[str, ...] = ()
+    weaks: tuple[str, ...] = ()
+    seeds: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class SquaredLossGrid:
+    """Chapter 5: Charikar et al.'s synthetic experiment and the feature-space regressions."""
+
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class KLGrid:
+    """Chapter 6: forward- and reverse-KL students, planted mixture tasks."""
+
+    datasets: tuple[str, ...] = ()
+    weaks: tuple[str, ...] = ()
+    seeds: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -52,6 +102,10 @@ class Preset:
     device: str = "cpu"
     hidden: bool = False
     extra_weaks: tuple[str, ...] = field(default_factory=tuple)
+    calibration: CalibrationGrid = CalibrationGrid()
+    overoptimization: OveroptimizationGrid = OveroptimizationGrid()
+    squared_loss: SquaredLossGrid = SquaredLossGrid()
+    kl: KLGrid = KLGrid()
 
     def weak_settings_for(self, weak: str) -> TrainSettings:
         """Training settings of weak model ``weak`` (from-scratch models get their own)."""

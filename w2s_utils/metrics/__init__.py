@@ -18,6 +18,9 @@ from w2s_utils.metrics.calibration import (
 from w2s_utils.metrics.classification import (
     accuracy,
     auroc,
+    log_loss,
+    log_loss_per_example,
+    one_hot,
 )
 from w2s_utils.metrics.divergences import (
     CHUNK_ELEMENTS,
@@ -31,11 +34,14 @@ from w2s_utils.metrics.divergences import (
 )
 from w2s_utils.metrics.intervals import (
     Interval,
+    across_seeds,
     bootstrap_ci,
     seed_interval,
+    seeds_and_test_interval,
 )
 from w2s_utils.metrics.w2s import (
     MISFIT_KINDS,
+    PGR_MIN_GAP,
     misfit,
     pgr,
 )
@@ -44,8 +50,10 @@ __all__ = [
     "CHUNK_ELEMENTS",
     "Interval",
     "MISFIT_KINDS",
+    "PGR_MIN_GAP",
     "Reliability",
     "accuracy",
+    "across_seeds",
     "auroc",
     "bootstrap_ci",
     "cross_entropy",
@@ -55,10 +63,14 @@ __all__ = [
     "entropy_from_logits",
     "kl",
     "kl_from_logits",
+    "log_loss",
+    "log_loss_per_example",
     "misfit",
+    "one_hot",
     "pgr",
     "reliability",
     "seed_interval",
+    "seeds_and_test_interval",
     "smooth_ce",
     "tv",
 ]

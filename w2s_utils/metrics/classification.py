@@ -105,3 +105,40 @@ def auroc(p, labels, *, validate: bool = True) -> float:
     rank_pos = avg_rank[inverse][y == 1].sum()
     u = float(rank_pos) - n_pos * (n_pos + 1) / 2.0
     return u / (n_pos * n_neg)
+
+
+def one_hot(labels, n_classes: int, *, like=None) -> torch.Tensor:
+    """Labels ``[N]`` as one-hot rows ``[N, n_classes]`` (float64, or ``like``'s dtype/device).
+
+    The one-hot rows are the ground truth of the *empirical* distribution of a labelled set: every
+    result of the theory layer applied to them holds exactly on that sample.
+    """
+    if not isinstance(n_classes, int) or isinstance(n_classes, bool) or n_classes < 2:
+        raise ValueError(f"n_classes: must be an integer >= 2, got {n_classes!r}")
+    y = check_labels(labels, n_classes, "labels")
+    dtype = like.dtype if isinstance(like, torch.Tensor) else torch.float64
+    device = like.device if isinstance(like, torch.Tensor) else y.device
+    return torch.nn.functional.one_hot(y.to(device), n_classes).to(dtype)
+
+
+def log_loss_per_example(probs, labels, *, validate: bool = True) -> torch.Tensor:
+    """``-log probs[i, labels[i]]`` per row (nats; binary ``[N]`` is read as ``[N, 2]``).
+
+    A zero probability on the true class gives ``inf`` (no silent clipping: clip first with
+    :func:`w2s_utils.theory.clip_to_floor` if that is what you mean).
+    """
+    probs, labels = _probs_labels(probs, labels, validate)
+    if probs.dim() == 1:
+        p_true = torch.where(labels == 1, probs, 1.0 - probs)
+    else:
+        p_true = probs.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
+    return -torch.log(p_true)
+
+
+def log_loss(probs, labels, *, validate: bool = True) -> float:
+    """Mean test cross-entropy against hard labels, ``E[-log p(y|x)]`` (nats).
+
+    Equals ``Err(F) + H(Y|X)``, so differences of ``log_loss`` between two predictors on one test
+    set estimate differences of ``Err`` without bias (the book's ``err_change``).
+    """
+    return float(log_loss_per_example(probs, labels, validate=validate).mean())

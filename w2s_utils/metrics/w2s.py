@@ -11,14 +11,18 @@ from w2s_utils._validate import (
 )
 from w2s_utils.metrics.divergences import kl
 
+#: The one threshold below which PGR is undefined: the ceiling must beat the teacher by more than
+#: this (1 accuracy point, or 0.01 nats on a cross-entropy scale) for the ratio to mean anything:
+#: a 1-point gap is about one standard error of an accuracy on ~1,500 test examples.
+PGR_MIN_GAP = 0.01
 
-# --------------------------------------------------------------------------- W2S summaries
-def pgr(weak, student, ceiling, *, min_gap: float = 1e-3):
+
+def pgr(weak, student, ceiling, *, min_gap: float = PGR_MIN_GAP):
     """Performance gap recovered (student − weak) / (ceiling − weak) (Burns et al. 2023).
 
-    Undefined when the ceiling does not beat the weak model by more than ``min_gap``: the result is
-    ``nan`` there (no division is performed). Scalars give a ``float``; arrays/tensors are handled
-    elementwise (broadcasting) and give a numpy array.
+    Undefined when the ceiling does not beat the weak model by more than ``min_gap`` (default
+    :data:`PGR_MIN_GAP`): the result is ``nan`` there (no division is performed). Scalars give a
+    ``float``; arrays/tensors are handled elementwise (broadcasting) and give a numpy array.
     """
     w, s, c = (
         np.asarray(as_tensor(v, n).cpu(), dtype=np.float64)
