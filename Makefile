@@ -50,16 +50,14 @@ $(MATHJAX):
 
 # Data sets (fetched once into the cache; see w2s_utils.engine.data).
 data: $(STAMP)
-	@if $(PY) -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('w2s_utils.engine.data') is None)"; then \
-		$(PY) -m w2s_utils.engine.data fetch; \
-	else echo "w2s_utils.engine.data not present: nothing to fetch"; fi
+	$(PY) -m w2s_utils data fetch
 
 book: $(STAMP) $(MATHJAX) data
 	$(PY) -m w2s_utils book --preset $(PRESET) $(BOOK_ARGS)
 	@echo "The book is at $(CURDIR)/_build/html/index.html"
 
 test: $(STAMP)
-	$(PY) -m ruff check w2s_utils tests benchmarks
+	$(PY) -m ruff check w2s_utils tests benchmarks notebooks
 	$(PY) -m pytest -m "not browser" --ignore=tests/browser
 
 chromium:

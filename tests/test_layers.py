@@ -1,0 +1,104 @@
+"""The library's folders are layers: a module imports only from its own layer or lower ones.
+
+Order (lowest first): ``_validate`` < ``metrics`` < ``theory`` < ``engine`` < ``book`` <
+``check``/``cli``/``__main__``. Imports are read from the source (top level and inside functions
+alike, so a lazy import cannot hide a layering violation), and the module graph has no cycles.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PKG = Path(__file__).resolve().parents[1] / "w2s_utils"
+RANK = {"_validate": 0, "metrics": 1, "theory": 2, "engine": 3, "book": 4, "check": 5, "cli": 6}
+
+
+def module_name(path: Path) -> str:
+    rel = path.relative_to(PKG.parent).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def layer(module: str) -> int | None:
+    parts = module.split(".")
+    if parts[0] != "w2s_utils":
+        return None
+    if len(parts) == 1:
+        return -1  # the package itself (__version__)
+    return RANK.get(parts[1], 7)  # __main__ sits on top
+
+
+def imports(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found |= {f"{node.module}.{a.name}" for a in node.names}
+    return {m for m in found if m.startswith("w2s_utils")}
+
+
+MODULES = {module_name(p): p for p in PKG.rglob("*.py")}
+
+
+def resolve(name: str) -> str | None:
+    """The module an import names (``w2s_utils.metrics.kl`` -> ``w2s_utils.metrics``)."""
+    while name and name not in MODULES:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def graph() -> dict[str, set[str]]:
+    return {
+        m: {r for r in (resolve(i) for i in imports(p)) if r and r != m} for m, p in MODULES.items()
+    }
+
+
+def test_every_module_has_a_layer():
+    assert all(layer(m) is not None for m in MODULES)
+    assert {m.split(".")[1] for m in MODULES if "." in m} >= set(RANK) - {"cli", "check"}
+
+
+def test_lower_layers_never_import_higher_ones():
+    bad = [
+        (m, d)
+        for m, deps in graph().items()
+        for d in deps
+        if layer(d) > layer(m) and not m.endswith("__main__")
+    ]
+    assert not bad, f"layering violations (module -> imported higher module): {bad}"
+
+
+def test_no_import_cycles():
+    g = graph()
+    state: dict[str, int] = {}
+    cycles = []
+
+    def visit(m: str, stack: list[str]) -> None:
+        state[m] = 1
+        for d in g.get(m, ()):
+            if d.startswith(m + ".") or m.startswith(d + ".") and d in {
+                x.rpartition(".")[0] for x in MODULES
+            }:
+                continue  # a package and its own submodules (re-exports)
+            if state.get(d) == 1:
+                cycles.append(stack[stack.index(d) :] + [d] if d in stack else [m, d])
+            elif d not in state:
+                visit(d, stack + [d])
+        state[m] = 2
+
+    for m in g:
+        if m not in state:
+            visit(m, [m])
+    assert not cycles, f"import cycles: {cycles}"
+
+
+def test_the_checker_sees_a_violation():
+    """A planted upward import is reported (the test above can fail)."""
+    assert layer("w2s_utils.engine.experiment") > layer("w2s_utils.metrics.w2s")
+    assert resolve("w2s_utils.metrics.kl") == "w2s_utils.metrics"
+    assert resolve("w2s_utils.engine.models.get_model") == "w2s_utils.engine.models"
