@@ -32,6 +32,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from w2s_utils.engine.presets import get_preset
+
 BUILD_DIR = "_build"
 EXECUTED_DIR = "executed"
 STAGING_DIR = "src"
@@ -518,10 +520,6 @@ def build_html(root: Path, staging: Path, *, log: Callable[[str], None] = print)
 
 def _check_preset(preset: str) -> None:
     """Unknown presets fail before any notebook runs (ValueError listing the valid ones)."""
-    try:
-        from w2s_utils.engine.presets import get_preset
-    except ImportError:  # presets not importable: the notebooks will say
-        return
     get_preset(preset)
 
 

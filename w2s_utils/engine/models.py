@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,11 @@ from w2s_utils.engine.features import TextFeatureStore
 from w2s_utils.engine.train import TrainSettings, as_target_probs, objective_eps, train_classifier
 
 __all__ = [
+    "MODELS",
     "MODEL_NAMES",
+    "ModelSpec",
+    "describe_model",
+    "trains_everything",
     "MODES",
     "Classifier",
     "TorchClassifier",
@@ -50,15 +55,51 @@ __all__ = [
     "minilm_path",
 ]
 
-#: Registered short names (anything else is tried as a Hugging Face name or local path).
-MODEL_NAMES: tuple[str, ...] = (
-    "bow",
-    "tiny-transformer",
-    "minilm-l1",
-    "minilm-l2",
-    "minilm-l3",
-    "minilm-l6",
-)
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the engine knows about a registered model, in one place.
+
+    ``pretrained``: it has pretrained weights, so its frozen features mean something (probes,
+    planted tasks); ``trains_everything``: it ignores ``mode``/``trainable_layers`` (no trunk to
+    freeze); ``layers``: how many MiniLM layers it keeps (None for the others).
+    """
+
+    name: str
+    description: str
+    pretrained: bool
+    trains_everything: bool
+    layers: int | None = None
+
+
+_MINILM = "all-MiniLM-L6-v2"
+#: The registry of short names (anything else is tried as a Hugging Face name or local path).
+MODELS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec("bow", "TF-IDF (1-2-gram) logistic regression", False, True),
+        ModelSpec(
+            "tiny-transformer", "2-layer transformer (d = 128) trained from scratch", False, True
+        ),
+        ModelSpec("minilm-l1", "MiniLM's first transformer layer + linear head", True, False, 1),
+        ModelSpec("minilm-l2", "MiniLM's first two layers + linear head", True, False, 2),
+        ModelSpec("minilm-l3", "MiniLM's first three layers + linear head", True, False, 3),
+        ModelSpec("minilm-l6", f"all six layers of {_MINILM} + linear head", True, False, 6),
+    )
+}
+MODEL_NAMES: tuple[str, ...] = tuple(MODELS)
+
+
+def describe_model(name: str) -> str:
+    """A one-line description of a model name (hub names describe themselves)."""
+    return MODELS[name].description if name in MODELS else f"Hugging Face model {name}"
+
+
+def trains_everything(name: str) -> bool:
+    """Whether ``name`` has no trunk to freeze (``mode``/``trainable_layers`` do not apply)."""
+    return name in MODELS and MODELS[name].trains_everything
+
+
 #: Training modes of the transformer classifiers.
 MODES: tuple[str, ...] = ("full", "probe", "cached-trunk")
 #: Hugging Face names the ``paper`` preset uses (they need the hub or a local copy).
@@ -768,12 +809,9 @@ def get_model(
     if name == "tiny-transformer":
         return TinyTransformerClassifier(n_classes, device, **kwargs)
     if name.startswith("minilm-l"):
-        try:
-            k = int(name[len("minilm-l") :])
-        except ValueError:
-            k = -1
-        if name not in MODEL_NAMES:
+        if name not in MODELS:
             raise ValueError(f"model {name!r} is unknown; valid names: {', '.join(MODEL_NAMES)}")
+        k = MODELS[name].layers
         return HFClassifier(
             minilm_path(),
             name=name,

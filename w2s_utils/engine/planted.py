@@ -29,6 +29,8 @@ import numpy as np
 import torch
 
 from w2s_utils._validate import as_tensor, check_labels, check_probs
+from w2s_utils.engine.data import load_texts
+from w2s_utils.engine.models import MODELS, check_model_name, get_model
 from w2s_utils.metrics import kl
 
 __all__ = [
@@ -359,19 +361,15 @@ def planted_from_features(
 
 
 def _check_feature_model(name: str, role: str) -> None:
-    from w2s_utils.engine.models import MODEL_NAMES, check_model_name
-
-    if name in ("bow", "tiny-transformer"):
+    if name in MODELS and not MODELS[name].pretrained:
         raise ValueError(
             f"{role}: {name!r} has no frozen pretrained features; pass a pretrained model such as "
-            f"{', '.join(m for m in MODEL_NAMES if m.startswith('minilm'))}"
+            f"{', '.join(m for m, spec in MODELS.items() if spec.pretrained)}"
         )
     check_model_name(name)
 
 
 def _feature_model(name: str, role: str, n_classes: int) -> Any:
-    from w2s_utils.engine.models import get_model
-
     _check_feature_model(name, role)
     return get_model(name, n_classes=n_classes, mode="probe")
 
@@ -384,8 +382,6 @@ def planted_texts(dataset: str, n: int) -> tuple[list[str], torch.Tensor]:
     the same ``n`` always gives the same texts, whatever the seed, so their features are computed
     once and then read from the engine's feature cache.
     """
-    from w2s_utils.engine.data import load_texts
-
     if not isinstance(n, int) or isinstance(n, bool) or n < 10:
         raise ValueError(f"n: must be an int >= 10 (number of texts), got {n!r}")
     ds = load_texts(dataset, log=None)

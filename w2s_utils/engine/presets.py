@@ -41,9 +41,15 @@ __all__ = [
 
 @dataclass(frozen=True)
 class CalibrationGrid:
-    """Chapter 3: teachers made over- and under-confident by a temperature on their logits."""
+    """Chapter 3: teachers made over- and under-confident by a temperature on their logits.
+
+    ``temperatures`` act on the teacher's probabilities as ``softmax(log p / T)`` before its
+    student trains (``ExperimentConfig.weak_temperature``); ``calibrated`` adds a teacher whose
+    temperature is fitted on the gold labels of its own ``val`` split (``weak_temperature="fit"``).
+    """
 
     temperatures: tuple[float, ...] = (0.5, 1.0, 2.0)
+    calibrated: bool = True
     datasets: tuple[str, ...] = ()
     weaks: tuple[str, ...] = ()
     seeds: tuple[int, ...] = ()
@@ -99,7 +105,6 @@ class Preset:
     strong_settings: TrainSettings
     student_settings: TrainSettings
     label_type: str = "soft"
-    device: str = "cpu"
     hidden: bool = False
     extra_weaks: tuple[str, ...] = field(default_factory=tuple)
     calibration: CalibrationGrid = CalibrationGrid()
@@ -140,6 +145,10 @@ _CI = Preset(
     strong_settings=_CI_STRONG,
     student_settings=_CI_STRONG,
     extra_weaks=("minilm-l2", "minilm-l3"),
+    # 9 new student runs (3 seeds x T in {0.5, 2, fitted}; T = 1 is chapter 1's): ~3 min cold
+    calibration=CalibrationGrid(
+        temperatures=(0.5, 1.0, 2.0), datasets=("sarcasm",), weaks=("bow",), seeds=(0, 1, 2)
+    ),
 )
 
 _PAPER_SETTINGS = TrainSettings(
@@ -170,8 +179,9 @@ _PAPER = Preset(
     scratch_settings=replace(_PAPER_SETTINGS, lr=1e-3, epochs=4),
     strong_settings=_PAPER_SETTINGS,
     student_settings=_PAPER_SETTINGS,
-    device="cuda",
     extra_weaks=("gpt2-large",),
+    # every ladder teacher, dataset and seed at five temperatures and calibrated
+    calibration=CalibrationGrid(temperatures=(0.25, 0.5, 1.0, 2.0, 4.0)),
 )
 
 _TEST_SETTINGS = TrainSettings(
