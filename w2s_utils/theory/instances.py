@@ -16,7 +16,9 @@ The solvers that produce the student (``F_sw``) live in :mod:`w2s_utils.theory`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -32,6 +34,8 @@ __all__ = [
     "logit_linear_instance",
     "random_relu_mlp",
     "charikar_instance",
+    "NoFloorInstance",
+    "no_floor_instance",
 ]
 
 _DTYPE = torch.float64
@@ -238,3 +242,50 @@ def charikar_instance(
     h_w = random_relu_mlp(x, widths=weak_widths, seed=seed + 2)
     head_star = torch.randn(h_s.shape[-1], generator=gen, dtype=_DTYPE) / h_s.shape[-1] ** 0.5
     return RegressionInstance(x, h_s, h_w, head_star, h_s @ head_star)
+
+
+class NoFloorInstance(NamedTuple):
+    """One binary input (rows ``[1, 2]``, float64) where a tiny misfit hides a large gain."""
+
+    f_star: Tensor  # [1, 2]
+    weak: Tensor  # [1, 2]
+    student: Tensor  # [1, 2]
+
+
+def no_floor_instance(delta: float = 1e-8) -> NoFloorInstance:
+    """Without a floor, ``eps -> 0`` does not force ``Err(F_sw) -> Err(F_w)``.
+
+    ``F_w = (1 - delta, delta)``, ``F_sw = (1 - sqrt(delta), sqrt(delta))``,
+    ``F* = (1 - a, a)`` with ``a = 1 / log(1/delta)``. Then ``eps = KL(F_w||F_sw) ~ sqrt(delta)``
+    while ``Err(F_sw) - Err(F_w) ~ -1/2`` for every ``delta`` (``delta = 1e-8``: ``eps ~ 1e-4``,
+    a gain of about 0.50 nats): the smallest entry (the floor) shrinks with ``delta``, so
+    Theorem 1's ``sqrt(eps/2)/gamma`` grows like ``delta^(-3/4)``. Needs ``0 < delta < 1/e``
+    (so that ``a < 1``). Returns ``(f_star, weak, student)`` as a named tuple.
+    """
+    if not (isinstance(delta, int | float) and 0.0 < delta < math.exp(-1.0)):
+        raise ValueError(f"delta: must lie in (0, 1/e) = (0, {math.exp(-1.0):.4g}), got {delta!r}")
+    delta = float(delta)
+    root = math.sqrt(delta)
+    a = 1.0 / math.log(1.0 / delta)
+
+    def row(p: float) -> Tensor:
+        return torch.tensor([[1.0 - p, p]], dtype=_DTYPE)
+
+    return NoFloorInstance(row(a), row(delta), row(root))
+
+
+def dirichlet_triple(seed: int, *, n_inputs: int = 64) -> tuple[Tensor, Tensor, Tensor]:
+    """``(f_star, weak, student)``, each ``[n_inputs, K]``, for the error decomposition's check.
+
+    Instance ``seed``: ``K`` uniform in 2..10; each of the three tables is drawn from a Dirichlet
+    with its own concentration, log-uniform in [0.1, 10] (nearly one-hot to nearly uniform);
+    ``weak`` and ``student`` are floored at 1e-9 (strictly positive, as the decomposition needs).
+    """
+    _check_positive_int(n_inputs, "n_inputs")
+    rng = np.random.default_rng(seed)
+    k = int(rng.integers(2, 11))
+    conc = 10 ** rng.uniform(-1, 1, size=3)
+    f_star = random_simplex(n_inputs, k, concentration=conc[0], seed=3 * seed)
+    weak = random_simplex(n_inputs, k, concentration=conc[1], floor=1e-9, seed=3 * seed + 1)
+    student = random_simplex(n_inputs, k, concentration=conc[2], floor=1e-9, seed=3 * seed + 2)
+    return f_star, weak, student
