@@ -77,10 +77,16 @@ def test_check_arrays_binary_full_file_reports_everything():
         "Lemma 1 [labels]",
         "Theorem 1 [labels]",
         "Theorem 1 alt. [labels]",
+        "Label-free interval [labels]",
+        "Generalization chain [labels]",
+        "Oscillation bound [labels]",
         "Theorem 2 [labels]",
         "Lemma 1 [F*]",
         "Theorem 1 [F*]",
         "Theorem 1 alt. [F*]",
+        "Label-free interval [F*]",
+        "Generalization chain [F*]",
+        "Oscillation bound [F*]",
         "Theorem 2 [F*]",
         "ECE check [weak]",
         "ECE check [student]",
@@ -98,6 +104,29 @@ def test_check_arrays_binary_full_file_reports_everything():
     t1 = next(r for r in res["theorems"] if r["name"] == "Theorem 1 [F*]")
     direct = theory.generalization_bound(a["weak"], a["student"], f_star=a["f_star"]).as_dict()
     assert t1["slack"] == pytest.approx(direct["slack"]) and t1["gamma"] == direct["gamma"]
+    # the sharp forms sit beside Theorem 1 and are the theory module's results
+    rows = {r["name"]: r for r in res["theorems"]}
+    for src, kw in (("labels", {"labels": a["labels"]}), ("F*", {"f_star": a["f_star"]})):
+        sharp = {
+            "Label-free interval": theory.label_free_interval(a["weak"], a["student"], **kw),
+            "Generalization chain": theory.generalization_chain(a["weak"], a["student"], **kw),
+            "Oscillation bound": theory.oscillation_bound(a["weak"], a["student"], **kw),
+        }
+        for name, direct_res in sharp.items():
+            row = rows[f"{name} [{src}]"]
+            assert row["guaranteed"] and row["holds"]
+            assert row["lhs"] == pytest.approx(direct_res.lhs)
+            assert row["rhs"] == pytest.approx(direct_res.rhs)
+        t1_src = rows[f"Theorem 1 [{src}]"]
+        interval = rows[f"Label-free interval [{src}]"]
+        chain = rows[f"Generalization chain [{src}]"]
+        assert interval["lower"] <= interval["err_change"] <= interval["upper"]
+        assert interval["err_change"] == pytest.approx(t1_src["diff"])
+        assert chain["mean_max_abs_log_ratio"] <= chain["log_pinsker"] <= t1_src["bound_eps"]
+        assert chain["bound_tv"] == pytest.approx(t1_src["bound_tv"])
+        osc = rows[f"Oscillation bound [{src}]"]
+        alt = rows[f"Theorem 1 alt. [{src}]"]
+        assert osc["old_width"] == pytest.approx(alt["width"]) and osc["rhs"] <= alt["width"]
 
 
 def test_check_arrays_multiclass_without_f_star_says_what_was_skipped():
@@ -108,6 +137,9 @@ def test_check_arrays_multiclass_without_f_star_says_what_was_skipped():
     assert "binary" in skipped["Theorem 2"]
     for name in ("Lemma 1 [F*]", "Theorem 1 [F*]", "Theorem 3", "Charikar et al."):
         assert "f_star" in skipped[name]
+    for name in ("Label-free interval", "Generalization chain", "Oscillation bound"):
+        assert "f_star" in skipped[f"{name} [F*]"]
+        assert any(r["name"] == f"{name} [labels]" for r in res["theorems"])
     assert all(r["holds"] for r in res["theorems"])
 
 
@@ -118,9 +150,13 @@ def test_zero_probabilities_skip_the_floor_results_until_clipped():
     skipped = {s["name"]: s["reason"] for s in res["skipped"]}
     assert "zero probabilities" in skipped["Theorem 1 [labels]"]
     assert "--clip" in skipped["Theorem 1 [labels]"]
+    for name in ("Label-free interval", "Generalization chain", "Oscillation bound"):
+        assert "zero probabilities" in skipped[f"{name} [labels]"]
     clipped = check.check_arrays(**a, gamma=0.01, clip=True)
     t1 = next(r for r in clipped["theorems"] if r["name"] == "Theorem 1 [labels]")
     assert t1["gamma"] == 0.01 and t1["holds"]
+    chain = next(r for r in clipped["theorems"] if r["name"] == "Generalization chain [labels]")
+    assert chain["gamma"] == 0.01 and chain["gamma_source"] == "given" and chain["holds"]
     assert any("clipped" in n for n in clipped["notes"])
 
 
@@ -166,6 +202,9 @@ def test_cli_in_process_table_and_json(tmp_path, capsys):
         "Misfit",
         "PGR",
         "Theorem 1",
+        "Label-free interval [labels]",
+        "Generalization chain [F*]",
+        "Oscillation bound [F*]",
         "Conditional results",
         "slack",
     ):
@@ -177,6 +216,8 @@ def test_cli_in_process_table_and_json(tmp_path, capsys):
     expected = check.check_file(path)
     assert data["metrics"] == expected["metrics"]
     assert [r["name"] for r in data["theorems"]] == [r["name"] for r in expected["theorems"]]
+    chain = next(r for r in data["theorems"] if r["name"] == "Generalization chain [labels]")
+    assert chain["holds"] and chain["abs_change"] <= chain["mean_max_abs_log_ratio"]
 
 
 def test_cli_json_has_no_nan(tmp_path, capsys):

@@ -12,9 +12,11 @@ For each predictor: accuracy, test cross-entropy, binned ECE, and for binary tas
 AUROC (plus ``Err = E KL(F*||.)`` with ``f_star``); the misfit between student and weak in all
 three kinds; PGR (on accuracy and on cross-entropy) with a ceiling. Then both sides and the slack of
 every theorem the file allows (:mod:`w2s_utils.theory`): the label versions always, the ``F*``
-versions with ``f_star``; Theorem 2 only for binary tasks. Theorem 3, the forward-KL identity and
-Charikar's inequality are *conditional*: their hypotheses (a convex class containing ``F*``, the
-student being the projection) cannot be verified from predictions, so they are reported apart.
+versions with ``f_star``; Theorem 2 only for binary tasks. Beside Theorem 1 come its sharp forms:
+the label-free interval, every link of the generalization chain and the oscillation bound.
+Theorem 3, the forward-KL identity and Charikar's inequality are *conditional*: their hypotheses (a
+convex class containing ``F*``, the student being the projection) cannot be verified from
+predictions, so they are reported apart.
 
 Library entry point: :func:`check_arrays`. Bad input raises ``ValueError`` (the CLI exits with 2).
 """
@@ -142,6 +144,9 @@ _MISFIT_LABELS = {
 
 
 # --------------------------------------------------------------------------- theorems
+_SHARP_FS = ("Label-free interval [F*]", "Generalization chain [F*]", "Oscillation bound [F*]")
+
+
 def _theorem_rows(
     preds: dict[str, torch.Tensor],
     y: torch.Tensor,
@@ -164,6 +169,13 @@ def _theorem_rows(
         "Theorem 1 [labels]", True, lambda: theory.generalization_bound(w, s, labels=y, gamma=gamma)
     )
     plan("Theorem 1 alt. [labels]", True, lambda: theory.misfit_centred_bound(w, s, labels=y))
+    plan("Label-free interval [labels]", True, lambda: theory.label_free_interval(w, s, labels=y))
+    plan(
+        "Generalization chain [labels]",
+        True,
+        lambda: theory.generalization_chain(w, s, labels=y, gamma=gamma),
+    )
+    plan("Oscillation bound [labels]", True, lambda: theory.oscillation_bound(w, s, labels=y))
     if binary:
         plan(
             "Theorem 2 [labels]",
@@ -180,6 +192,13 @@ def _theorem_rows(
             lambda: theory.generalization_bound(w, s, f_star=fs, gamma=gamma),
         )
         plan("Theorem 1 alt. [F*]", True, lambda: theory.misfit_centred_bound(w, s, f_star=fs))
+        plan("Label-free interval [F*]", True, lambda: theory.label_free_interval(w, s, f_star=fs))
+        plan(
+            "Generalization chain [F*]",
+            True,
+            lambda: theory.generalization_chain(w, s, f_star=fs, gamma=gamma),
+        )
+        plan("Oscillation bound [F*]", True, lambda: theory.oscillation_bound(w, s, f_star=fs))
         if binary:
             plan(
                 "Theorem 2 [F*]",
@@ -196,8 +215,9 @@ def _theorem_rows(
         plan("Forward-KL identity", False, lambda: theory.forward_kl_identity(fs, w, s))
         plan("Charikar et al.", False, lambda: theory.squared_misfit_gain(fs, w, s))
     else:
-        for name in ("Lemma 1 [F*]", "Theorem 1 [F*]", "Theorem 1 alt. [F*]", "ECE check"):
+        for name in ("Lemma 1 [F*]", "Theorem 1 [F*]", "Theorem 1 alt. [F*]", *_SHARP_FS):
             plan(name, True, None, no_fs)
+        plan("ECE check", True, None, no_fs)
         if binary:
             plan("Theorem 2 [F*]", True, None, no_fs)
         for name in ("Theorem 3", "Forward-KL identity", "Charikar et al."):
@@ -467,13 +487,8 @@ def format_report(result: dict[str, Any]) -> str:
                 "    [labels]: Err is the test cross-entropy (exact on the sample; differences of "
                 "Err equal differences of CE)"
             )
-        extras = [r for r in rows if "gamma" in r]
-        for r in extras:
-            lines.append(
-                f"    {r['name']}: gamma = {r['gamma']:.4g} ({r['gamma_source']}), E TV = "
-                f"{r['mean_tv']:.4g}, eps = {r['eps']:.4g}, eps_rev = {r['eps_rev']:.4g}, "
-                f"sqrt(eps/2)/gamma = {r['bound_eps']:.4g}"
-            )
+        for r in rows:
+            lines += _extra_lines(r)
     if result["skipped"]:
         lines.append("")
         lines.append("Skipped")
@@ -484,6 +499,40 @@ def format_report(result: dict[str, Any]) -> str:
         lines.append("Notes")
         lines += [f"  {note}" for note in result["notes"]]
     return "\n".join(lines)
+
+
+def _g(x: Any) -> str:
+    return "-" if x is None else f"{x:.4g}"
+
+
+def _extra_lines(r: dict[str, Any]) -> list[str]:
+    """The quantities behind a Theorem 1 row or one of its sharp forms, one line each."""
+    kind, name = r.get("result"), r["name"]
+    if kind == theory.GeneralizationBoundResult.NAME:
+        return [
+            f"    {name}: gamma = {r['gamma']:.4g} ({r['gamma_source']}), E TV = "
+            f"{r['mean_tv']:.4g}, eps = {r['eps']:.4g}, eps_rev = {r['eps_rev']:.4g}, "
+            f"sqrt(eps/2)/gamma = {r['bound_eps']:.4g}"
+        ]
+    if kind == theory.LabelFreeIntervalResult.NAME:
+        return [
+            f"    {name}: [{r['lower']:.4g}, {r['upper']:.4g}] contains [-eps_rev, eps] = "
+            f"[{-r['eps_rev']:.4g}, {r['eps']:.4g}]; change = {_g(r['err_change'])}, "
+            f"share of its side used = {_g(r['fraction_used'])}"
+        ]
+    if kind == theory.GeneralizationChainResult.NAME:
+        return [
+            f"    {name}: |change| = {_g(r['abs_change'])} <= {r['mean_max_abs_log_ratio']:.4g} "
+            f"<= {r['mean_log_tv']:.4g} <= {r['log_mean_tv']:.4g} <= {r['log_pinsker']:.4g}; "
+            f"E TV/gamma = {r['bound_tv']:.4g}, log(1/gamma) = {r['trivial']:.4g} "
+            f"(gamma = {r['gamma']:.4g})"
+        ]
+    if kind == theory.OscillationBoundResult.NAME:
+        return [
+            f"    {name}: |change - eps| = {r['lhs']:.4g} <= E[osc TV] = {r['mid']:.4g} <= "
+            f"{r['rhs']:.4g} <= M sqrt(2 Err(F_w)) = {r['old_width']:.4g}"
+        ]
+    return []
 
 
 def _run_check(args: argparse.Namespace) -> int:
