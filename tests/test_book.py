@@ -294,7 +294,9 @@ def test_runner_injects_preset_and_names_the_failing_cell(tmp_path: Path) -> Non
     assert "nb/bad.ipynb failed" in text
     assert "of the executed copy (cell 2 of the source notebook)" in text
     assert "'y = x / 0  # boom'" in text and "ZeroDivisionError" in text
-    assert str(tmp_path / "_build" / "executed" / "nb" / "bad.ipynb") in text
+    # a failed run's copy is kept aside, never at the path that later builds reuse
+    assert str(tmp_path / "_build" / "executed" / "nb" / "bad.failed.ipynb") in text
+    assert not (tmp_path / "_build" / "executed" / "nb" / "bad.ipynb").exists()
     assert re.search(r"nb/good.ipynb: ok in \d+\.\d s", text)
 
 

@@ -1,6 +1,6 @@
 """Input validation: one home for the checks every public function runs.
 
-Conventions (see the API contract in the book's library chapter):
+Conventions (every public function of metrics, theory and check validates through here):
 
 - probabilities: last axis = classes; a 1-D tensor ``[N]`` is a *binary* predictor given as
   positive-class probabilities (use ``[1, K]`` for a single K-class distribution);
@@ -13,6 +13,7 @@ their device and (floating) dtype.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,12 +23,21 @@ import torch
 __all__ = [
     "as_tensor",
     "as_two_class",
+    "check_finite",
+    "check_int",
     "check_labels",
     "check_leading",
     "check_logits",
+    "check_number",
     "check_probs",
     "check_same_shape",
+    "check_seeds",
+    "label_value",
 ]
+
+#: Half-precision inputs are computed in float32 (CPU half arithmetic is slow and too coarse for
+#: logs and sums); the tolerance of the sum-to-one check follows the input's own precision.
+_HALF = (torch.float16, torch.bfloat16)
 
 
 def as_tensor(x: Any, name: str, *, floating: bool = True) -> torch.Tensor:
@@ -49,11 +59,27 @@ def as_tensor(x: Any, name: str, *, floating: bool = True) -> torch.Tensor:
                 f"{name}: cannot convert {type(x).__name__} to a tensor ({err}); "
                 "pass a torch tensor or a numeric numpy array"
             ) from err
+    if t.is_complex():
+        raise ValueError(f"{name}: complex values are not supported; pass real numbers")
     if floating and not t.is_floating_point():
-        if t.is_complex():
-            raise ValueError(f"{name}: complex values are not supported; pass real numbers")
         t = t.to(torch.get_default_dtype())
+    if t.dtype in _HALF:
+        t = t.float()
     return t
+
+
+def _input_eps(x: Any) -> float:
+    """Machine epsilon of the input's own floating dtype (before any upcast); 0 if not float."""
+    dtype = getattr(x, "dtype", None)
+    if isinstance(dtype, torch.dtype):
+        return float(torch.finfo(dtype).eps) if dtype.is_floating_point else 0.0
+    try:
+        dt = np.dtype(dtype) if dtype is not None else None
+    except TypeError:
+        return 0.0
+    if dt is not None and dt.kind == "f":
+        return float(np.finfo(dt).eps)
+    return 0.0
 
 
 def _check_nonempty(t: torch.Tensor, name: str) -> None:
@@ -75,6 +101,8 @@ def check_probs(p: Any, name: str = "p", atol: float = 1e-5) -> torch.Tensor:
     """
     t = as_tensor(p, name)
     _check_nonempty(t, name)
+    # a row of K entries stored in (say) float16 sums to 1 only up to ~K rounding errors
+    atol = max(atol, t.shape[-1] * _input_eps(p)) if t.dim() >= 2 else atol
     lo, hi = torch.aminmax(t.detach())
     lo_f, hi_f = float(lo), float(hi)
     if not (np.isfinite(lo_f) and np.isfinite(hi_f)):
@@ -170,3 +198,122 @@ def check_leading(
             f"{names[1]}: shape {tuple(labels.shape)} does not match {names[0]}'s "
             f"{tuple(probs.shape)}; need one label per row, a 1-D tensor [N]"
         )
+
+
+def check_finite(x: Any, name: str) -> torch.Tensor:
+    """A floating tensor of ``x`` (any shape, scalars allowed) that must be finite."""
+    t = as_tensor(x, name)
+    if t.numel() == 0:
+        raise ValueError(f"{name}: is empty (shape {tuple(t.shape)}); pass at least one value")
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(
+            f"{name}: contains NaN or inf; pass finite values (drop failed runs explicitly first)"
+        )
+    return t
+
+
+def check_int(x: Any, name: str, minimum: int | None = None) -> int:
+    """A whole number (Python or numpy integer, not bool) ``>= minimum``, as a Python ``int``."""
+    if isinstance(x, bool | np.bool_) or not isinstance(x, int | np.integer):
+        raise ValueError(f"{name}: must be an integer, got {x!r} ({type(x).__name__})")
+    if minimum is not None and x < minimum:
+        raise ValueError(f"{name}: must be an integer >= {minimum}, got {int(x)}")
+    return int(x)
+
+
+def check_number(
+    x: Any,
+    name: str,
+    *,
+    lo: float | None = None,
+    hi: float | None = None,
+    lo_open: bool = False,
+    hi_open: bool = False,
+) -> float:
+    """A finite real number (Python or numpy scalar, not bool) in the given range, as ``float``."""
+    if isinstance(x, bool | np.bool_) or not isinstance(x, int | float | np.integer | np.floating):
+        raise ValueError(f"{name}: must be a number, got {x!r} ({type(x).__name__})")
+    v = float(x)
+    if not math.isfinite(v):
+        raise ValueError(f"{name}: must be a finite number, got {v!r}")
+    bad_lo = lo is not None and (v <= lo if lo_open else v < lo)
+    bad_hi = hi is not None and (v >= hi if hi_open else v > hi)
+    if bad_lo or bad_hi:
+        left = "(" if lo_open else "["
+        right = ")" if hi_open else "]"
+        lo_s = "-inf" if lo is None else f"{lo:g}"
+        hi_s = "inf" if hi is None else f"{hi:g}"
+        raise ValueError(f"{name}: must lie in {left}{lo_s}, {hi_s}{right}, got {v!r}")
+    return v
+
+
+def label_value(value: Any, name: str) -> int:
+    """One class label from a data file: a whole number (``1``, ``1.0``, ``"1"``), never ``0.7``.
+
+    Raises ``ValueError`` naming ``name`` (e.g. ``"data.jsonl line 3: label"``) otherwise; a float
+    label is never truncated to a class.
+    """
+    if isinstance(value, bool | np.bool_):
+        return int(value)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = int(text)
+        except ValueError:
+            try:
+                value = float(text)
+            except ValueError:
+                raise ValueError(
+                    f"{name}: {text!r} is not a class index; labels must be whole numbers "
+                    "0..K-1 (map label names to integers first)"
+                ) from None
+    if isinstance(value, int | np.integer):
+        v = int(value)
+    elif isinstance(value, float | np.floating) and math.isfinite(value) and value == int(value):
+        v = int(value)
+    else:
+        raise ValueError(
+            f"{name}: {value!r} is not a class index; labels must be whole numbers 0..K-1 "
+            "(a float label such as 0.7 is not truncated: round or threshold it yourself)"
+        )
+    if v < 0:
+        raise ValueError(f"{name}: {v} is negative; labels must be class indices 0..K-1")
+    return v
+
+
+def check_seeds(seeds: Any, name: str = "seeds") -> tuple[int, ...]:
+    """Seeds for a grid: an int count ``n`` (seeds ``0..n-1``) or a sequence of distinct ints >= 0.
+
+    A string (which would be iterated character by character), floats, negative or duplicate seeds
+    raise ``ValueError`` naming ``name``; returns the seeds as a tuple of Python ints.
+    """
+    if isinstance(seeds, bool | np.bool_):
+        raise ValueError(f"{name}: got a bool ({seeds!r}); pass a count (int) or a list of seeds")
+    if isinstance(seeds, int | np.integer):
+        n = check_int(seeds, name, minimum=1)
+        return tuple(range(n))
+    if isinstance(seeds, str | bytes):
+        raise ValueError(
+            f"{name}: got the string {seeds!r}, which would be read character by character; "
+            "pass a count (e.g. 3) or a list of ints (e.g. [0, 1, 2])"
+        )
+    if isinstance(seeds, np.ndarray):
+        if seeds.ndim != 1:
+            raise ValueError(f"{name}: expected a 1-D list of seeds, got shape {seeds.shape}")
+        seeds = seeds.tolist()
+    try:
+        items = list(seeds)
+    except TypeError:
+        raise ValueError(
+            f"{name}: expected a count (int) or a list of seeds, got {type(seeds).__name__}"
+        ) from None
+    if not items:
+        raise ValueError(f"{name}: is empty; pass at least one seed")
+    out = tuple(check_int(s, f"{name}[{i}]", minimum=0) for i, s in enumerate(items))
+    dupes = sorted({s for s in out if out.count(s) > 1})
+    if dupes:
+        raise ValueError(
+            f"{name}: duplicate seed(s) {dupes}; a repeated seed is the same run counted twice "
+            "and would shrink the interval: pass distinct seeds"
+        )
+    return out

@@ -18,7 +18,10 @@ Theorem 3, the forward-KL identity and Charikar's inequality are *conditional*: 
 convex class containing ``F*``, the student being the projection) cannot be verified from
 predictions, so they are reported apart.
 
-Library entry point: :func:`check_arrays`. Bad input raises ``ValueError`` (the CLI exits with 2).
+Library entry point: :func:`check_arrays`. Bad input raises ``ValueError`` (the CLI exits with 2);
+anything but a regular, readable file (a FIFO, a device such as ``/dev/zero``) is refused before it
+is opened. A result whose sides cannot be evaluated (NaN, or both infinite) is listed under
+``skipped`` as undefined, never as holding.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import argparse
 import json
 import math
 import os
+import stat
 import zipfile
 from collections.abc import Callable
 from typing import Any
@@ -35,7 +39,8 @@ import numpy as np
 import torch
 
 from w2s_utils import metrics, theory
-from w2s_utils._validate import as_two_class, check_labels
+from w2s_utils._validate import as_two_class, check_int, check_labels, check_number
+from w2s_utils.theory import _base as theory_base
 
 __all__ = [
     "REQUIRED",
@@ -231,6 +236,9 @@ def _theorem_rows(
             res = fn()
         except ValueError as err:
             msg = str(err)
+            if isinstance(err, theory_base.UndefinedResultError):
+                skipped.append({"name": name, "reason": f"undefined: {msg}"})
+                continue
             if gamma is not None and "gamma" in msg:
                 raise  # the user asked for this floor: the data violate it
             if "zero probabilities" not in msg:
@@ -272,8 +280,9 @@ def check_arrays(
     are first clipped to it (:func:`w2s_utils.theory.clip_to_floor`). Non-finite values stay
     ``inf``/``nan`` here (:func:`format_report`/JSON render them).
     """
-    if not isinstance(n_bins, int) or isinstance(n_bins, bool) or n_bins < 1:
-        raise ValueError(f"n_bins: must be a positive integer, got {n_bins!r}")
+    n_bins = check_int(n_bins, "n_bins", minimum=1)
+    if gamma is not None:
+        gamma = check_number(gamma, "gamma", lo=0.0, hi=1.0, lo_open=True)
     if clip and gamma is None:
         raise ValueError("clip: needs a floor; pass gamma (--gamma G) together with clip")
     preds, y, fs = _prepare(weak, student, labels, ceiling, f_star)
@@ -336,6 +345,38 @@ def _pgr_or_nan(vals: list[float]) -> float:
 
 
 # --------------------------------------------------------------------------- file / CLI
+def _check_regular_file(path: str, how: str) -> None:
+    """Reject what is not a readable regular file *before* opening it (a FIFO or a device such as
+    /dev/zero would block or never end)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such file; check the path") from None
+    except OSError as err:
+        raise ValueError(
+            f"{path}: cannot be inspected ({err.strerror or err}); check the path and its "
+            "permissions"
+        ) from err
+    mode = st.st_mode
+    if stat.S_ISDIR(mode):
+        raise ValueError(f"{path}: is a directory; pass an .npz file")
+    if not stat.S_ISREG(mode):
+        kind = (
+            "a FIFO (named pipe)"
+            if stat.S_ISFIFO(mode)
+            else "a character device"
+            if stat.S_ISCHR(mode)
+            else "a block device"
+            if stat.S_ISBLK(mode)
+            else "a socket"
+            if stat.S_ISSOCK(mode)
+            else "not a regular file"
+        )
+        raise ValueError(f"{path}: is {kind}, not a regular file; save the arrays to a file: {how}")
+    if st.st_size == 0:
+        raise ValueError(f"{path}: is empty (0 bytes); {how}")
+
+
 def check_file(
     path: str | os.PathLike[str],
     *,
@@ -345,13 +386,16 @@ def check_file(
 ) -> dict[str, Any]:
     """Load an ``.npz`` file (see the module docstring) and run :func:`check_arrays` on it."""
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path}: no such file")
-    if os.path.isdir(path):
-        raise ValueError(f"{path}: is a directory; pass an .npz file")
     how = "save one with numpy.savez(path, weak=..., student=..., labels=...)"
-    with open(path, "rb") as fh:
-        magic = fh.read(6)
+    _check_regular_file(path, how)
+    try:
+        with open(path, "rb") as fh:
+            magic = fh.read(6)
+    except OSError as err:
+        raise ValueError(
+            f"{path}: cannot be read ({err.strerror or err}); check its permissions, or copy it "
+            "to a readable place"
+        ) from err
     if magic == b"\x93NUMPY":
         raise ValueError(f"{path}: holds a single array (.npy), not an .npz archive; {how}")
     if not zipfile.is_zipfile(path):

@@ -2,11 +2,13 @@
 
 1. Executes every notebook listed in ``_toc.yml`` with papermill, one at a time, in a child
    process (kernel: the current interpreter), injecting ``preset``; per-cell and per-notebook
-   timeouts; executed copies go to ``_build/executed/<toc path>.ipynb``.
+   timeouts; executed copies go to ``_build/executed/<toc path>.ipynb`` only when every cell
+   finished (a failed or timed-out run's copy is kept as ``<name>.failed.ipynb`` and never reused).
 2. Assembles a staging source tree ``_build/src`` (config, toc, ``book/``, ``CITATION.cff`` and the
    executed notebooks at their toc paths) and writes the build-info page into it.
 3. Builds the HTML site from that tree with Jupyter Book 1 (``execute_notebooks: off``), nitpicky
-   and with warnings as errors, into ``_build/html``.
+   and with warnings as errors, aside; the finished site is then swapped into ``_build/html`` (a
+   failed build leaves the previous site as it was).
 
 A failing notebook stops the run with the notebook, the failing cell (index, first source line,
 error) and the path of its executed copy.
@@ -82,6 +84,22 @@ def find_root(start: Path | None = None) -> Path:
         f"no _toc.yml/_config.yml found from {here} upwards: run from the repository root "
         "or pass --root"
     )
+
+
+def check_root(root: str | os.PathLike[str]) -> Path:
+    """A ``--root`` that is a folder holding ``_toc.yml`` and ``_config.yml``, else ValueError."""
+    path = Path(root).expanduser()
+    if not path.exists():
+        raise ValueError(f"--root {root}: no such folder; pass the repository root")
+    if not path.is_dir():
+        raise ValueError(f"--root {root}: is not a folder; pass the repository root")
+    missing = [n for n in ("_toc.yml", "_config.yml") if not (path / n).is_file()]
+    if missing:
+        raise ValueError(
+            f"--root {root}: has no {' or '.join(missing)}; pass the repository root (the folder "
+            "with _toc.yml and _config.yml)"
+        )
+    return path.resolve()
 
 
 def _walk_toc(node: Any) -> Iterator[str]:
@@ -221,24 +239,63 @@ def find_failure(executed: Path) -> CellFailure | None:
     return CellFailure(index, source_index, source[0] if source else "", error)
 
 
+#: Exit status of the child when a cell ran past ``--cell-timeout`` (the kernel is interrupted,
+#: so the cell's own output shows a KeyboardInterrupt: the status is what tells the truth).
+CELL_TIMEOUT_EXIT = 3
+CELL_TIMEOUT_MARK = "w2s-book-runner: cell timeout"
+
+
 def _execute_child(args: list[str]) -> int:
     """Child process: run one notebook with papermill's Python API."""
     import papermill
 
     spec = json.loads(args[0])
-    papermill.execute_notebook(
-        spec["input"],
-        spec["output"],
-        parameters=spec["parameters"],
-        kernel_name=KERNEL_NAME,
-        language="python",
-        execution_timeout=spec["cell_timeout"],
-        cwd=spec["cwd"],
-        progress_bar=False,
-        request_save_on_cell_execute=True,
-    )
+    try:
+        papermill.execute_notebook(
+            spec["input"],
+            spec["output"],
+            parameters=spec["parameters"],
+            kernel_name=KERNEL_NAME,
+            language="python",
+            execution_timeout=spec["cell_timeout"],
+            cwd=spec["cwd"],
+            progress_bar=False,
+            request_save_on_cell_execute=True,
+        )
+    except TimeoutError:  # nbclient's CellTimeoutError is a TimeoutError
+        print(f"{CELL_TIMEOUT_MARK} after {spec['cell_timeout']} s", flush=True)
+        return CELL_TIMEOUT_EXIT
     _hide_injected_parameters(Path(spec["output"]))
     return 0
+
+
+def executed_ok(path: Path) -> bool:
+    """Whether ``path`` is a *complete* executed copy: every code cell completed by papermill, no
+    error output, no papermill exception. A failed or timed-out run's copy is never complete
+    (a cell interrupted by a timeout shows a KeyboardInterrupt error output)."""
+    import nbformat
+
+    if not path.is_file():
+        return False
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except Exception:  # unreadable or truncated JSON: not a usable copy
+        return False
+    if (nb.metadata.get("papermill") or {}).get("exception"):
+        return False
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    for cell in code:
+        pm = cell.get("metadata", {}).get("papermill", {})
+        if pm.get("status") != "completed" or pm.get("exception"):
+            return False
+        if any(out.get("output_type") == "error" for out in cell.get("outputs", [])):
+            return False
+    return bool(code) or bool(nb.metadata.get("papermill"))
+
+
+def failed_copy_path(executed: Path) -> Path:
+    """Where a failed or timed-out run's executed copy is kept (never at the reusable path)."""
+    return executed.with_name(executed.stem + ".failed.ipynb")
 
 
 def _hide_injected_parameters(path: Path) -> None:
@@ -266,14 +323,23 @@ def execute_notebook(
     out_dir: Path,
     jupyter_path: Path,
 ) -> ChapterResult:
-    """Execute ``root/notebook`` into ``out_dir/notebook`` in a child process group."""
+    """Execute ``root/notebook`` into ``out_dir/notebook`` in a child process group.
+
+    Papermill writes to a temporary ``.running`` copy; only a run that finished moves it to
+    ``out_dir/notebook``. A failed or timed-out run's copy goes to :func:`failed_copy_path` (and
+    the earlier passing copy is removed), so a half-executed copy is never reused as if it passed.
+    """
     source = root / notebook
     executed = out_dir / notebook
     executed.parent.mkdir(parents=True, exist_ok=True)
     executed.unlink(missing_ok=True)
+    failed_copy = failed_copy_path(executed)
+    failed_copy.unlink(missing_ok=True)
+    running = executed.with_name(f".{executed.stem}.running-{os.getpid()}.ipynb")
+    running.unlink(missing_ok=True)
     spec = {
         "input": str(source),
-        "output": str(executed),
+        "output": str(running),
         "parameters": {"preset": preset},
         "cell_timeout": int(cell_timeout or timeout),
         "cwd": str(source.parent),
@@ -298,20 +364,33 @@ def execute_notebook(
             rc, timed_out = -1, True
         except BaseException:  # interrupted (Ctrl-C, SIGTERM): take the kernel down too
             _kill_group(proc)
+            running.unlink(missing_ok=True)  # a half-executed copy is never left behind
             raise
         log.seek(0)
         child_log = log.read().decode("utf-8", "replace")
     seconds = time.perf_counter() - start
-    if rc == 0 and not timed_out:
+    if rc == 0 and not timed_out and executed_ok(running):
+        os.replace(running, executed)
         return ChapterResult(notebook, "ok", seconds, executed)
-    failure = find_failure(executed)
-    status = "timeout" if timed_out else "failed"
+    if running.is_file():
+        os.replace(running, failed_copy)
+    failure = find_failure(failed_copy)
+    cell_timed_out = rc == CELL_TIMEOUT_EXIT or CELL_TIMEOUT_MARK in child_log
+    status = "timeout" if timed_out or cell_timed_out else "failed"
     return ChapterResult(
         notebook,
         status,
         seconds,
-        executed if executed.is_file() else None,
-        failure_message(notebook, executed, failure, child_log, timed_out, timeout),
+        failed_copy if failed_copy.is_file() else None,
+        failure_message(
+            notebook,
+            failed_copy,
+            failure,
+            child_log,
+            timed_out,
+            timeout,
+            cell_timeout=cell_timeout or timeout if cell_timed_out else None,
+        ),
     )
 
 
@@ -335,31 +414,71 @@ def failure_message(
     child_log: str,
     timed_out: bool,
     timeout: float,
+    cell_timeout: float | None = None,
 ) -> str:
-    """What to tell the reader when a notebook fails."""
+    """What to tell the reader when a notebook fails (``cell_timeout``: a cell ran past it)."""
     lines = [f"notebook {notebook.as_posix()} failed"]
     if timed_out:
-        lines[0] += f": it ran past the per-notebook limit of {timeout:.0f} s (--timeout)"
+        lines[0] = (
+            f"notebook {notebook.as_posix()} timed out: it ran past the per-notebook limit of "
+            f"{timeout:.0f} s; raise --timeout or make the chapter faster"
+        )
+    elif cell_timeout is not None:
+        lines[0] = (
+            f"notebook {notebook.as_posix()} timed out: a cell ran past the per-cell limit of "
+            f"{cell_timeout:.0f} s; raise --cell-timeout or make the cell faster"
+        )
     if failure is not None:
         where = f"cell {failure.index} of the executed copy"
         if failure.source_index is not None and failure.source_index != failure.index:
             where += f" (cell {failure.source_index} of the source notebook)"
-        lines.append(f"  failing cell: {where}: {failure.first_line!r}")
-        lines.append(f"  error: {failure.error}")
+        label = "timed-out cell" if (timed_out or cell_timeout is not None) else "failing cell"
+        lines.append(f"  {label}: {where}: {failure.first_line!r}")
+        error = failure.error
+        if cell_timeout is not None and error.startswith("KeyboardInterrupt"):
+            error = f"timeout: interrupted after {cell_timeout:.0f} s (--cell-timeout)"
+        elif timed_out and error.startswith("KeyboardInterrupt"):
+            error = f"timeout: the notebook was stopped after {timeout:.0f} s (--timeout)"
+        lines.append(f"  error: {error}")
     else:
         tail = [ln for ln in child_log.strip().splitlines() if ln.strip()][-15:]
         lines.append("  no failing cell recorded; last lines of the runner:")
         lines.extend("    " + ln for ln in tail)
     if executed.is_file():
-        lines.append(f"  executed copy: {executed}")
+        lines.append(f"  executed copy (incomplete, never reused): {executed}")
     return "\n".join(lines)
 
 
 # ------------------------------------------------------------------------------------ staging
 
 
-def stage_sources(root: Path, build: Path, executed: dict[Path, Path]) -> Path:
-    """Fresh ``build/src`` with the book's sources and the executed notebooks at toc paths."""
+FAILED_BANNER = (
+    "```{{warning}}\nThis chapter did not finish in this build ({status}): its outputs are "
+    "partial and its numbers are not to be trusted. See the build-information page.\n```"
+)
+
+
+def _stage_incomplete(src: Path, target: Path, status: str) -> None:
+    """Copy an incomplete executed notebook with a warning banner as its first cell."""
+    import nbformat
+
+    nb = nbformat.read(src, as_version=4)
+    nb.cells.insert(0, nbformat.v4.new_markdown_cell(FAILED_BANNER.format(status=status)))
+    nbformat.write(nb, target)
+
+
+def stage_sources(
+    root: Path,
+    build: Path,
+    executed: dict[Path, Path],
+    incomplete: dict[Path, str] | None = None,
+) -> Path:
+    """Fresh ``build/src`` with the book's sources and the executed notebooks at toc paths.
+
+    ``incomplete`` maps notebooks whose executed copy did not finish (``--keep-going``) to their
+    status; they are staged with a warning banner, so the site never looks complete when it is not.
+    """
+    incomplete = incomplete or {}
     staging = build / STAGING_DIR
     if staging.exists():
         shutil.rmtree(staging)
@@ -373,7 +492,10 @@ def stage_sources(root: Path, build: Path, executed: dict[Path, Path]) -> Path:
     for notebook in toc_notebooks(root):
         target = staging / notebook
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(executed.get(notebook, root / notebook), target)
+        if notebook in incomplete and notebook in executed:
+            _stage_incomplete(executed[notebook], target, incomplete[notebook])
+        else:
+            shutil.copy2(executed.get(notebook, root / notebook), target)
     return staging
 
 
@@ -475,15 +597,47 @@ def write_build_info(staging: Path, root: Path, record: BuildRecord) -> Path:
 
 
 def build_html(root: Path, staging: Path, *, log: Callable[[str], None] = print) -> Path:
-    """Jupyter Book 1 build of ``staging`` into ``root/_build/html`` (-n -W --keep-going)."""
+    """Jupyter Book 1 build of ``staging`` into ``root/_build/html`` (-n -W --keep-going).
+
+    The site is built aside (``_build/.html-new-<pid>``) and swapped in only when the build
+    succeeded; a failed build leaves the previous site untouched and removes its partial output.
+    """
     if not (staging / MATHJAX_FILE).is_file():
         raise RuntimeError(
             f"bundled MathJax missing ({MATHJAX_FILE}): run `make mathjax` "
             "(npm install mathjax@3, copied to book/_extra/mathjax) and build again"
         )
     html = root / BUILD_DIR / HTML_DIR
+    aside = root / BUILD_DIR / f".html-new-{os.getpid()}"
+    if aside.exists():
+        shutil.rmtree(aside)
+    try:
+        new_site = _build_html_into(root, staging, aside)
+        _swap_in(new_site, html)
+    finally:
+        shutil.rmtree(aside, ignore_errors=True)
+    return html
+
+
+def _swap_in(new_site: Path, html: Path) -> None:
+    """Replace ``html`` by ``new_site`` with renames (the old site is removed only afterwards)."""
+    old = html.with_name(f".html-old-{os.getpid()}")
+    if old.exists():
+        shutil.rmtree(old)
     if html.exists():
-        shutil.rmtree(html)
+        os.replace(html, old)
+    try:
+        os.replace(new_site, html)
+    except BaseException:
+        if old.exists() and not html.exists():
+            os.replace(old, html)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _build_html_into(root: Path, staging: Path, out: Path) -> Path:
+    """Run Jupyter Book with ``--path-output out``; return the finished ``out/_build/html``."""
+    html = out / BUILD_DIR / HTML_DIR
     cmd = [
         sys.executable,
         "-c",
@@ -491,7 +645,7 @@ def build_html(root: Path, staging: Path, *, log: Callable[[str], None] = print)
         "build",
         str(staging),
         "--path-output",
-        str(root),
+        str(out),
         "--builder",
         "html",
         "--all",
@@ -507,7 +661,8 @@ def build_html(root: Path, staging: Path, *, log: Callable[[str], None] = print)
         warnings = [ln for ln in output.splitlines() if "WARNING" in ln or "ERROR" in ln]
         shown = "\n".join(warnings[-30:]) or "\n".join(output.splitlines()[-30:])
         raise RuntimeError(
-            f"the site build failed (exit {proc.returncode}); full log: "
+            f"the site build failed (exit {proc.returncode}); the previous site in "
+            f"{root / BUILD_DIR / HTML_DIR} (if any) is unchanged; full log: "
             f"{root / BUILD_DIR / 'sphinx.log'}\n"
             f"(paths under {staging} are copies of the sources; notebooks there are the "
             f"executed copies)\n{shown}"
@@ -545,9 +700,17 @@ def run_book(
     chosen = select_notebooks(notebooks, only)
     jupyter_path = write_kernelspec(build / "kernel")
     executed: dict[Path, Path] = {}
-    for nb in notebooks:  # earlier executed copies serve the chapters not run this time
-        if nb not in chosen and (out_dir / nb).is_file():
+    incomplete: dict[Path, str] = {}
+    for nb in notebooks:  # earlier *complete* executed copies serve the chapters not run now
+        if nb in chosen:
+            continue
+        if executed_ok(out_dir / nb):
             executed[nb] = out_dir / nb
+        elif (out_dir / nb).is_file() or failed_copy_path(out_dir / nb).is_file():
+            log(
+                f"note: the earlier executed copy of {nb.as_posix()} is incomplete (failed or "
+                "timed out); it is not reused: run that chapter again"
+            )
     failures: list[ChapterResult] = []
     t0 = time.perf_counter()
     for i, nb in enumerate(chosen, 1):
@@ -565,6 +728,8 @@ def run_book(
         log(f"[{i}/{len(chosen)}] {nb.as_posix()}: {result.status} in {result.seconds:.1f} s")
         if result.executed is not None:
             executed[nb] = result.executed
+        if result.status != "ok" and result.executed is not None:
+            incomplete[nb] = "timed out" if result.status == "timeout" else "failed"
         if result.status != "ok":
             failures.append(result)
             log(result.message)
@@ -585,7 +750,7 @@ def run_book(
                     f"note: {nb.as_posix()} was never executed; the site shows it without "
                     "outputs (glued values then fail the build: run it once without --only)"
                 )
-        staging = stage_sources(root, build, executed)
+        staging = stage_sources(root, build, executed, incomplete)
         write_build_info(staging, root, record)
         site = build_html(root, staging, log=log)
         log(f"site built in {time.perf_counter() - t1:.1f} s: {site / 'index.html'}")
@@ -602,7 +767,7 @@ def _terminate(signum: int, frame: Any) -> None:
 def _cmd_book(args: argparse.Namespace) -> int:
     # SIGTERM unwinds like Ctrl-C, so a running notebook's process group is killed with us
     signal.signal(signal.SIGTERM, _terminate)
-    root = Path(args.root).resolve() if args.root else find_root()
+    root = check_root(args.root) if args.root else find_root()
     return run_book(
         root=root,
         preset=args.preset,

@@ -17,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import time
 import zipfile
 from collections.abc import Callable, Mapping
@@ -54,23 +55,63 @@ class CacheCorruptError(RuntimeError):
 # --------------------------------------------------------------------------------------------
 
 
-def cache_dir(sub: str | None = None) -> Path:
-    """Return (and create) the cache root, or its sub-folder ``sub``."""
+def notice(message: str) -> None:
+    """Print a notice (cache repairs, downloads) to stderr: stdout carries only results, so
+    ``--json`` output stays parseable."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def _cache_root() -> tuple[Path, str]:
+    """The cache root and where it came from (the environment variable that set it)."""
     env = os.environ.get("W2S_CACHE_DIR")
-    if env:
-        root = Path(env).expanduser()
-    else:
-        xdg = os.environ.get("XDG_CACHE_HOME")
-        base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-        root = base / "w2s_utils"
+    if env is not None:
+        if not env.strip():
+            raise ValueError(
+                "W2S_CACHE_DIR: is set but empty; set it to a writable folder or unset it "
+                "(default ~/.cache/w2s_utils)"
+            )
+        return Path(env).expanduser(), f"W2S_CACHE_DIR={env!r}"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    if xdg:
+        return Path(xdg).expanduser() / "w2s_utils", f"XDG_CACHE_HOME={xdg!r}"
+    return Path.home() / ".cache" / "w2s_utils", "the default ~/.cache/w2s_utils"
+
+
+def cache_dir(sub: str | None = None) -> Path:
+    """Return (and create) the cache root, or its sub-folder ``sub``.
+
+    A root that is a file, cannot be created or is not writable raises ``ValueError`` naming the
+    environment variable that chose it (``W2S_CACHE_DIR`` or ``XDG_CACHE_HOME``).
+    """
+    root, origin = _cache_root()
     if sub:
         if Path(sub).is_absolute() or ".." in Path(sub).parts:
             raise ValueError(
                 f"cache_dir: sub={sub!r} must be a relative folder name inside the cache"
             )
-        root = root / sub
-    root.mkdir(parents=True, exist_ok=True)
-    return root
+    folder = root / sub if sub else root
+    fix = "point W2S_CACHE_DIR at a writable folder (or unset it)"
+    for parent in (root, *root.parents):
+        if parent.exists() and not parent.is_dir():
+            raise ValueError(
+                f"cache folder {root} (from {origin}): {parent} is a file, not a folder; {fix}"
+            )
+        if parent.exists():
+            break
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as err:
+        raise ValueError(
+            f"cache folder {folder} (from {origin}): a file is in the way ({err.strerror}); {fix}"
+        ) from err
+    except OSError as err:
+        raise ValueError(
+            f"cache folder {folder} (from {origin}) cannot be created ({err.strerror or err}); "
+            f"{fix}"
+        ) from err
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"cache folder {folder} (from {origin}) is not writable; {fix}")
+    return folder
 
 
 def versions_that_matter() -> dict[str, Any]:
@@ -363,13 +404,14 @@ def cached_arrays(
     compute: Callable[[], tuple[Mapping[str, np.ndarray], Mapping[str, Any]]],
     *,
     refresh: bool = False,
-    log: Callable[[str], None] | None = print,
+    log: Callable[[str], None] | None = notice,
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Return ``compute()``'s ``(arrays, meta)``, memoised on disk under ``cache_dir(kind)``.
 
     A valid hit is reloaded and verified; a corrupt or stale file is reported through ``log``
-    (naming the file) and recomputed; a miss is computed and saved atomically. The key includes
-    :func:`versions_that_matter`. ``refresh=True`` recomputes unconditionally.
+    (naming the file; default :func:`notice`, i.e. stderr) and recomputed; a miss is computed and
+    saved atomically. The key includes :func:`versions_that_matter`. ``refresh=True`` recomputes
+    unconditionally.
     """
     full = _full_key(key, kind)
     path = cache_path(key, kind)

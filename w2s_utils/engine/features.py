@@ -55,7 +55,7 @@ class TextFeatureStore:
             try:
                 arrays, _ = cache.load_arrays(path, expect_meta={"namespace": self.namespace})
             except cache.CacheCorruptError as e:
-                print(
+                cache.notice(
                     f"[w2s_utils.engine.features] ignoring and recomputing {path.name}: {e.reason}"
                 )
                 self.loaded.add(path.name)

@@ -6,6 +6,7 @@ import torch
 
 from w2s_utils._validate import (
     as_tensor,
+    check_int,
     check_labels,
     check_leading,
     check_probs,
@@ -113,8 +114,7 @@ def one_hot(labels, n_classes: int, *, like=None) -> torch.Tensor:
     The one-hot rows are the ground truth of the *empirical* distribution of a labelled set: every
     result of the theory layer applied to them holds exactly on that sample.
     """
-    if not isinstance(n_classes, int) or isinstance(n_classes, bool) or n_classes < 2:
-        raise ValueError(f"n_classes: must be an integer >= 2, got {n_classes!r}")
+    n_classes = check_int(n_classes, "n_classes", minimum=2)
     y = check_labels(labels, n_classes, "labels")
     dtype = like.dtype if isinstance(like, torch.Tensor) else torch.float64
     device = like.device if isinstance(like, torch.Tensor) else y.device

@@ -13,6 +13,8 @@ import torch
 
 from w2s_utils._validate import (
     as_tensor,
+    check_int,
+    check_number,
 )
 
 
@@ -49,10 +51,8 @@ def bootstrap_ci(
     """
     if not arrays:
         raise ValueError("arrays: pass at least one array to resample")
-    if not (0.0 < level < 1.0):
-        raise ValueError(f"level: must be in (0, 1), got {level!r}")
-    if not isinstance(n_resamples, int) or n_resamples < 1:
-        raise ValueError(f"n_resamples: must be a positive integer, got {n_resamples!r}")
+    level = check_number(level, "level", lo=0.0, hi=1.0, lo_open=True, hi_open=True)
+    n_resamples = check_int(n_resamples, "n_resamples", minimum=1)
     ts = [as_tensor(a, f"arrays[{j}]", floating=False) for j, a in enumerate(arrays)]
     n = ts[0].shape[0] if ts[0].dim() else 0
     for j, t in enumerate(ts):
@@ -60,6 +60,11 @@ def bootstrap_ci(
             raise ValueError(
                 f"arrays[{j}]: need non-empty arrays with the same first (row) axis, got shapes "
                 f"{[tuple(x.shape) for x in ts]}"
+            )
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise ValueError(
+                f"arrays[{j}]: contains NaN or inf; the bootstrap would drop them silently: "
+                "clean the data (or drop those rows explicitly) first"
             )
 
     def call(batched: list[torch.Tensor]) -> np.ndarray:
@@ -89,17 +94,24 @@ def bootstrap_ci(
 def seed_interval(values, level: float = 0.95) -> Interval:
     """Mean across seeds with a Student-t interval: mean ± t_{(1+level)/2, n−1} · s / sqrt(n).
 
-    With a single value the interval is undefined: ``lo = hi = nan``. NaN values are rejected.
+    With a single value the interval is undefined: ``lo = hi = nan``. NaN values and arrays of more
+    than one axis (``[n_seeds, N]`` is not flattened silently) are rejected.
     """
     from scipy import stats
 
-    v = np.asarray(as_tensor(values, "values").detach().cpu(), dtype=np.float64).reshape(-1)
+    v = np.asarray(as_tensor(values, "values").detach().cpu(), dtype=np.float64)
+    if v.ndim > 1:
+        raise ValueError(
+            f"values: expected one value per seed, a 1-D array [n_seeds], got shape {v.shape}; "
+            "average over the test examples first, or use seeds_and_test_interval for "
+            "[n_seeds, N] per-example values"
+        )
+    v = v.reshape(-1)
     if v.size == 0:
         raise ValueError("values: is empty; pass one metric value per seed")
     if not np.all(np.isfinite(v)):
         raise ValueError("values: contains NaN or inf; drop failed seeds explicitly first")
-    if not (0.0 < level < 1.0):
-        raise ValueError(f"level: must be in (0, 1), got {level!r}")
+    level = check_number(level, "level", lo=0.0, hi=1.0, lo_open=True, hi_open=True)
     mean = float(v.mean())
     if v.size == 1:
         return Interval(point=mean, lo=math.nan, hi=math.nan, level=level)
@@ -148,10 +160,8 @@ def seeds_and_test_interval(
     d = None if denominator is None else _seed_rows(denominator, "denominator")
     if d is not None and d.shape != x.shape:
         raise ValueError(f"denominator: shape {d.shape} differs from per_example's {x.shape}")
-    if not (0.0 < level < 1.0):
-        raise ValueError(f"level: must be in (0, 1), got {level!r}")
-    if not isinstance(n_resamples, int) or n_resamples < 1:
-        raise ValueError(f"n_resamples: must be a positive integer, got {n_resamples!r}")
+    level = check_number(level, "level", lo=0.0, hi=1.0, lo_open=True, hi_open=True)
+    n_resamples = check_int(n_resamples, "n_resamples", minimum=1)
     n_seeds, n = x.shape
     rng = np.random.default_rng(seed)
     chunk = max(1, min(n_resamples, (1 << 22) // max(n * n_seeds, 1)))

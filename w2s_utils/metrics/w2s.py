@@ -6,6 +6,8 @@ import numpy as np
 
 from w2s_utils._validate import (
     as_tensor,
+    check_finite,
+    check_number,
     check_probs,
     check_same_shape,
 )
@@ -23,13 +25,21 @@ def pgr(weak, student, ceiling, *, min_gap: float = PGR_MIN_GAP):
     Undefined when the ceiling does not beat the weak model by more than ``min_gap`` (default
     :data:`PGR_MIN_GAP`): the result is ``nan`` there (no division is performed). Scalars give a
     ``float``; arrays/tensors are handled elementwise (broadcasting) and give a numpy array.
+    NaN/inf inputs and shapes that do not broadcast raise ``ValueError`` naming the argument.
     """
     w, s, c = (
-        np.asarray(as_tensor(v, n).cpu(), dtype=np.float64)
+        np.asarray(check_finite(v, n).detach().cpu(), dtype=np.float64)
         for v, n in ((weak, "weak"), (student, "student"), (ceiling, "ceiling"))
     )
-    if not (np.isfinite(min_gap) and min_gap >= 0):
-        raise ValueError(f"min_gap: must be a finite number >= 0, got {min_gap!r}")
+    for arr, n in ((s, "student"), (c, "ceiling")):
+        try:
+            np.broadcast_shapes(w.shape, arr.shape)
+        except ValueError:
+            raise ValueError(
+                f"{n}: shape {arr.shape} does not match weak's {w.shape} (nor broadcasts to it); "
+                "pass one value per configuration for weak, student and ceiling"
+            ) from None
+    min_gap = check_number(min_gap, "min_gap", lo=0.0)
     gap = c - w
     ok = gap > min_gap
     out = np.where(ok, (s - w) / np.where(ok, gap, 1.0), np.nan)

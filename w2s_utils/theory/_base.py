@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from w2s_utils._validate import as_tensor, as_two_class, check_labels
+from w2s_utils._validate import as_tensor, as_two_class, check_int, check_labels, check_number
 
 DEFAULT_TOL = 1e-9
 
@@ -24,8 +24,22 @@ _T = TypeVar("_T")
 
 
 # --------------------------------------------------------------------------- helpers
+class UndefinedResultError(ValueError):
+    """A result whose sides cannot be evaluated (NaN, or both infinite): neither holds nor fails."""
+
+
+_UNDEFINED_HINT = (
+    "the result is undefined here (it neither holds nor fails); this usually means zero "
+    "probabilities (an infinite KL or log-ratio): clip the predictions with "
+    "w2s_utils.theory.clip_to_floor(p, gamma) first"
+)
+
+
 def _le(a: float, b: float, tol: float) -> bool:
-    """``a <= b`` up to a relative tolerance (``b = inf`` always holds)."""
+    """``a <= b`` up to a relative tolerance, in the extended reals (``b = +inf`` holds for every
+    number ``a``). NaN on either side cannot be compared: :class:`UndefinedResultError`."""
+    if math.isnan(a) or math.isnan(b):
+        raise UndefinedResultError(f"lhs/rhs: cannot compare {a!r} <= {b!r}; {_UNDEFINED_HINT}")
     if math.isinf(b) and b > 0:
         return True
     if not (math.isfinite(a) and math.isfinite(b)):
@@ -38,9 +52,7 @@ def _eq(a: float, b: float, tol: float) -> bool:
 
 
 def _check_tol(tol: float) -> float:
-    if not (isinstance(tol, int | float) and math.isfinite(tol) and tol >= 0):
-        raise ValueError(f"tol: must be a finite number >= 0, got {tol!r}")
-    return float(tol)
+    return check_number(tol, "tol", lo=0.0)
 
 
 def _probs(p: Any, name: str) -> Tensor:
@@ -106,6 +118,19 @@ class _Result:
     NAME: ClassVar[str] = ""
     RELATION: ClassVar[str] = ""
 
+    def __post_init__(self) -> None:
+        """Every result alike: sides that cannot be evaluated (a NaN side, or both sides infinite)
+        raise :class:`UndefinedResultError` instead of reporting ``holds``."""
+        lhs, rhs = getattr(self, "lhs", None), getattr(self, "rhs", None)
+        if not (isinstance(lhs, int | float) and isinstance(rhs, int | float)):
+            return
+        lhs, rhs = float(lhs), float(rhs)
+        if math.isnan(lhs) or math.isnan(rhs) or (math.isinf(lhs) and math.isinf(rhs)):
+            raise UndefinedResultError(
+                f"lhs/rhs: {self.NAME or type(self).__name__} cannot be evaluated "
+                f"(lhs = {lhs!r}, rhs = {rhs!r}); {_UNDEFINED_HINT}"
+            )
+
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"result": self.NAME, "relation": self.RELATION}
         for f in fields(self):  # type: ignore[arg-type]
@@ -155,9 +180,7 @@ def _binary(p: Any, name: str) -> Tensor:
 
 
 def _check_n_bins(n_bins: int) -> int:
-    if not isinstance(n_bins, int) or isinstance(n_bins, bool) or n_bins < 1:
-        raise ValueError(f"n_bins: must be a positive integer, got {n_bins!r}")
-    return n_bins
+    return check_int(n_bins, "n_bins", minimum=1)
 
 
 # --------------------------------------------------------------------------- Charikar
