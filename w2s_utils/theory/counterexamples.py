@@ -13,12 +13,13 @@ from w2s_utils.theory._base import _F64, DEFAULT_TOL
 from w2s_utils.theory.kl import forward_kl_identity, kl_misfit_gain
 from w2s_utils.theory.projections import (
     forward_kl_projection_linear,
+    forward_kl_projection_mixture,
     i_projection_mixture,
     reverse_kl_projection_linear,
 )
 
 # --------------------------------------------------------------------------- non-guarantees
-TRIAL_KINDS = ("forward_kl", "reverse_kl_logit", "reverse_kl_mixture")
+TRIAL_KINDS = ("forward_kl", "reverse_kl_logit", "reverse_kl_mixture", "forward_kl_mixture")
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,15 @@ def _small_instance(seed: int, weak_noise: float | None, n_classes: int | None):
     return logit_linear_instance(seed, n=n, d=d, n_classes=k, scale=1.0, weak_noise=weak_noise)
 
 
+def _hull(inst, seed: int, k: int, d: int) -> Tensor:
+    """``[3, n, K]``: ``F*`` and two other random logit-linear heads (a class convex in
+    probability space, containing ``F*``, once mixed)."""
+    gen = torch.Generator().manual_seed(seed + 31337)
+    heads = torch.randn((2, k, d), generator=gen, dtype=_F64)
+    others = torch.softmax(torch.einsum("hkd,nd->hnk", heads, inst.features), dim=-1)
+    return torch.cat([inst.f_star[None], others])
+
+
 def _trial(kind: str, seed: int, weak_noise: float | None, n_classes: int | None, margin: float):
     if kind not in TRIAL_KINDS:
         raise ValueError(f"kind: must be one of {', '.join(TRIAL_KINDS)}, got {kind!r}")
@@ -84,12 +94,14 @@ def _trial(kind: str, seed: int, weak_noise: float | None, n_classes: int | None
         res = kl_misfit_gain(inst.f_star, inst.weak, student)
         lhs, rhs, resid = res.lhs, res.rhs, proj.grad_max
         valid = proj.converged
+    elif kind == "forward_kl_mixture":  # forward KL onto the convex hull: not a theorem
+        proj = forward_kl_projection_mixture(inst.weak, _hull(inst, seed, k, d))
+        student = proj.student
+        res = kl_misfit_gain(inst.f_star, inst.weak, student)
+        lhs, rhs, resid = res.lhs, res.rhs, proj.gap
+        valid = proj.converged
     else:  # convex hull in probability space of F* and two other logit-linear heads
-        gen = torch.Generator().manual_seed(seed + 31337)
-        heads = torch.randn((2, k, d), generator=gen, dtype=_F64)
-        others = torch.softmax(torch.einsum("hkd,nd->hnk", heads, inst.features), dim=-1)
-        comps = torch.cat([inst.f_star[None], others])
-        proj = i_projection_mixture(inst.weak, comps)
+        proj = i_projection_mixture(inst.weak, _hull(inst, seed, k, d))
         student = proj.student
         res = kl_misfit_gain(inst.f_star, inst.weak, student, tol=max(proj.gap, DEFAULT_TOL))
         lhs, rhs, resid = res.lhs, res.rhs, proj.gap
@@ -127,7 +139,9 @@ def non_guarantee_trial(
     ``kind``: ``"forward_kl"`` (forward-KL student, misfit ``eps``; not a theorem),
     ``"reverse_kl_logit"`` (reverse-KL student on the logit-linear class; not a theorem: the class
     is not convex in probability space), ``"reverse_kl_mixture"`` (reverse-KL student on the convex
-    hull of ``F*`` and two other heads: Theorem 3, never violated). ``violated`` means by more than
+    hull of ``F*`` and two other heads: Theorem 3, never violated), ``"forward_kl_mixture"``
+    (forward-KL student on that same convex hull, misfit ``E KL(F_sw||F_w)``: not a theorem, the
+    direction of the divergence matters). ``violated`` means by more than
     ``margin``; only ``valid`` trials (solver at its optimum) count.
     """
     return _trial(kind, seed, weak_noise, n_classes, margin)[0]
