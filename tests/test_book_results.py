@@ -60,9 +60,22 @@ def test_paired_table_intervals_cover_the_point_and_hold_test_noise():
     assert np.isnan(one.acc_gain_seed_lo.iloc[0]) and np.isfinite(one.acc_gain_lo.iloc[0])
 
 
+def test_paired_table_aligns_examples_by_id():
+    a = fake_run(0)
+    b = fake_run(1)
+    b.labels, b.ids = a.labels, a.ids
+    perm = np.random.default_rng(0).permutation(len(a.ids))
+    c = fake_run(1)
+    c.labels, c.ids = a.labels[perm], [a.ids[i] for i in perm]
+    c.weak, c.student, c.ceiling = b.weak[perm], b.student[perm], b.ceiling[perm]
+    pd.testing.assert_frame_equal(
+        results.paired_table([a, b], n_resamples=300), results.paired_table([a, c], n_resamples=300)
+    )
+
+
 def test_paired_table_rejects_mismatched_test_splits_and_empty_input():
     a, b = fake_run(0), fake_run(1)
-    b.ids = list(reversed(b.ids))
+    b.ids = [f"other{i}" for i in range(len(b.ids))]
     with pytest.raises(ValueError, match="different examples"):
         results.paired_table([a, b])
     with pytest.raises(ValueError, match="empty"):

@@ -115,7 +115,8 @@ def paired_table(
     For each quantity ``q`` of :data:`QUANTITIES` and ``pgr``: the mean ``q``, the interval over
     test examples and seeds ``q_lo``/``q_hi`` and the seed-only Student-t interval
     ``q_seed_lo``/``q_seed_hi`` (NaN with one seed). Also ``n_seeds`` and ``n_test``. All runs of a
-    group must share one test split (same ids in the same order), else ``ValueError``.
+    group must share one test split (the same ids, in any order: the examples are aligned by id so
+    that the bootstrap resamples the same example for every seed), else ``ValueError``.
     """
     if not results:
         raise ValueError("results: is empty; pass the runs of a grid (engine.experiment.run_grid)")
@@ -124,14 +125,18 @@ def paired_table(
         groups.setdefault(_group_key(r, by), []).append(r)
     rows = []
     for key, runs in groups.items():
-        ids = list(runs[0].ids)
-        if any(list(r.ids) != ids for r in runs[1:]):
+        ids = sorted(runs[0].ids)
+        if any(sorted(r.ids) != ids for r in runs[1:]):
             raise ValueError(
                 f"results: the runs of group {key} were tested on different examples; paired "
                 "intervals need one test split (same preset and sizes)"
             )
+        # the seeds see the same test examples in different orders: align them by id
+        orders = [np.argsort(np.asarray(r.ids), kind="stable") for r in runs]
         vals = [per_example(r) for r in runs]
-        stacked = {q: np.stack([v[q] for v in vals]) for q in QUANTITIES}
+        stacked = {
+            q: np.stack([v[q][o] for v, o in zip(vals, orders, strict=True)]) for q in QUANTITIES
+        }
         row: dict[str, Any] = dict(zip(by, key, strict=True))
         row["n_seeds"], row["n_test"] = len(runs), len(ids)
         for q in QUANTITIES:

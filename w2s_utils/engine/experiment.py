@@ -35,11 +35,18 @@ import torch
 from tqdm.auto import tqdm
 
 from w2s_utils import metrics
+from w2s_utils._validate import check_seeds
 from w2s_utils.engine import cache, data
 from w2s_utils.engine.data import SplitSizes
 from w2s_utils.engine.device import default_device
 from w2s_utils.engine.losses import LOSS_NAMES
-from w2s_utils.engine.models import MODEL_NAMES, MODES, check_model_name, get_model
+from w2s_utils.engine.models import (
+    MODEL_NAMES,
+    MODES,
+    check_model_name,
+    get_model,
+    trains_everything,
+)
 from w2s_utils.engine.presets import PRESET_NAMES, PRESETS, get_preset
 from w2s_utils.engine.train import TrainSettings
 
@@ -60,6 +67,7 @@ LABEL_TYPES = ("soft", "hard")
 #: 2: fused AdamW (same update rule, different rounding).
 ENGINE_VERSION = 2
 _MODELS = ("weak", "student", "ceiling")
+_WEAK_SPLITS = ("w2s_train", "val", "test")
 
 
 def _engine_key() -> dict[str, object]:
@@ -93,6 +101,11 @@ class ExperimentConfig:
     strong_settings: TrainSettings = field(default_factory=TrainSettings)
     student_settings: TrainSettings = field(default_factory=TrainSettings)
     preset: str = "ci"
+    #: Temperature on the weak model's probabilities, ``softmax(log p / T)``, before the student
+    #: (and the metrics) see them: a positive number, or ``"fit"`` for the temperature that
+    #: minimises the weak model's log-loss on the gold labels of its own ``val`` split (which the
+    #: student never sees). Left out of the cache key at its default 1.0, so older keys still hold.
+    weak_temperature: float | str = 1.0
 
 
 @dataclass
@@ -190,6 +203,12 @@ def validate_config(cfg: ExperimentConfig) -> None:
     if cfg.strong == "bow" and cfg.loss != "xent":
         raise ValueError("strong='bow' trains only with loss='xent'")
     _check_sizes(cfg.sizes)
+    t = cfg.weak_temperature
+    if t == "fit":
+        if cfg.sizes.val == 0:
+            raise ValueError("weak_temperature='fit' needs a non-empty val split (sizes.val > 0)")
+    elif isinstance(t, bool) or not isinstance(t, (int, float)) or not (0 < t < math.inf):
+        raise ValueError(f"weak_temperature={t!r}: must be a positive finite number or 'fit'")
     for name in ("weak_settings", "strong_settings", "student_settings"):
         if not isinstance(getattr(cfg, name), TrainSettings):
             raise ValueError(f"{name} must be a TrainSettings")
@@ -235,7 +254,7 @@ def make_config(
         "dataset": dataset,
         "weak": weak,
         "strong": strong or p.strong,
-        "sizes": p.sizes,
+        "sizes": p.sizes_for(dataset),
         "seed": int(seed),
         "mode": p.mode,
         "trainable_layers": p.trainable_layers,
@@ -269,13 +288,13 @@ def _skey(s: TrainSettings) -> dict[str, Any]:
 
 
 def _model_spec(name: str, mode: str, trainable_layers: int) -> dict[str, Any]:
-    if name in ("bow", "tiny-transformer"):
+    if trains_everything(name):
         return {"name": name}
     return {"name": name, "mode": mode, "trainable_layers": trainable_layers}
 
 
 def _build(name: str, mode: str, trainable_layers: int):
-    if name in ("bow", "tiny-transformer"):
+    if trains_everything(name):
         return get_model(name)
     return get_model(name, mode=mode, trainable_layers=trainable_layers)
 
@@ -330,7 +349,17 @@ def _weak_piece(cfg: ExperimentConfig, splits, refresh: bool, progress: bool):
         return arrays, {"what": "weak predictions"}
 
     arrays, _ = cache.cached_arrays(key, "weak_preds", compute, refresh=refresh)
-    return arrays
+    t = cfg.weak_temperature
+    if t == 1.0:
+        return arrays
+    if t == "fit":  # the teacher's own held-out gold labels; the student never sees them
+        t = metrics.fit_temperature(arrays["val"], splits.val.labels, kind="probs")
+    tempered = {
+        s: metrics.apply_temperature(arrays[s], float(t)).numpy()
+        for s in _WEAK_SPLITS
+        if len(arrays[s])
+    }
+    return {**arrays, **tempered, "temperature": np.array(float(t))}
 
 
 def _ceiling_piece(cfg: ExperimentConfig, splits, refresh: bool, progress: bool):
@@ -369,7 +398,7 @@ def _metrics_table(
         row = {
             "model": name,
             "accuracy": metrics.accuracy(p, y),
-            "ce": float(-torch.log(p[torch.arange(len(y)), y].clamp_min(1e-12)).mean()),
+            "ce": metrics.log_loss(p.clamp_min(1e-12), y),  # no -inf from an underflow
             "ece": metrics.ece(p, y),
             "smooth_ce": metrics.smooth_ce(p[:, 1], y) if p.shape[1] == 2 else math.nan,
         }
@@ -446,6 +475,8 @@ def run_experiment(
     key = json.loads(cache.canonical_json(key))
     for name in ("weak_settings", "strong_settings", "student_settings"):
         key["config"][name].pop("progress", None)
+    if cfg.weak_temperature == 1.0:  # the default keeps the keys of runs made before the field
+        key["config"].pop("weak_temperature")
 
     def compute():
         computed["flag"] = True
@@ -504,36 +535,70 @@ def run_grid(
     preset: str = "ci",
     use_cache: bool = True,
     progress: bool = True,
+    executor: Any = None,
     **overrides: Any,
 ) -> list[ExperimentResult]:
     """Run every (dataset, seed, weak) combination; ``None`` takes the preset's chapter grid.
 
     ``seeds`` is a count (``3`` -> seeds 0, 1, 2) or an explicit list. ``overrides`` go to
-    :func:`make_config`. All configs are validated before the first run.
+    :func:`make_config`. All configs are validated before the first run. Results come back in
+    the order (dataset, seed, weak), whatever ran where.
+
+    ``executor=None`` runs the configs one after another in this process. Otherwise each config
+    is one ``executor.submit(run_experiment, cfg, use_cache=...)`` and its ``.result()`` is
+    collected: any :class:`concurrent.futures.Executor` works, and so does anything with that
+    ``submit``/``result`` shape (submitit's executors, whose jobs are not ``Future`` objects).
+    The only coordination between workers is the file cache (:mod:`w2s_utils.engine.cache`:
+    atomic writes, verified reads), so every worker must see the same ``W2S_CACHE_DIR`` (a
+    shared filesystem on a cluster). Two workers that need the same shared piece (a dataset and
+    seed's strong ceiling) at the same moment both compute it and the last atomic write wins; to
+    make that rare, configs are submitted weak model by weak model, so the first wave holds
+    distinct (dataset, seed) pairs. Paths:
+
+    - one machine: ``w2s_utils.engine.executors.local_pool(workers)`` (a spawn-started process
+      pool that splits the CPU threads between its workers);
+    - Dask (``pip install distributed``)::
+
+          from distributed import Client           # or LocalCluster(), dask-jobqueue's
+          client = Client("tcp://scheduler:8786")  # SLURMCluster(...), dask-cuda's
+          run_grid(preset="gpu", executor=client.get_executor())  # LocalCUDACluster()
+
+    - SLURM with submitit (``pip install submitit``)::
+
+          ex = submitit.AutoExecutor(folder="logs")
+          ex.update_parameters(timeout_min=60, gpus_per_node=1, slurm_partition="gpu")
+          run_grid(preset="gpu", executor=ex)
+
+    - Ray: ``ray.util.multiprocessing.Pool`` is not an executor; wrap ``ray.remote`` tasks in
+      an object whose ``submit`` returns ``ref.future()`` (a ``concurrent.futures.Future``).
+
+    Workers import :mod:`w2s_utils` themselves: install the library (and the same torch) on
+    every node. The Dask path is tested (``tests/test_scale.py``, a ``LocalCluster``); the
+    submitit and Ray paths use the same two calls but were not run here.
     """
     p = get_preset(preset)
     ds_list = _as_list(datasets, p.ladder_datasets)
     weak_list = _as_list(weaks, p.ladder_weaks)
-    if seeds is None:
-        seed_list = list(p.seeds)
-    elif isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
-        if seeds < 1:
-            raise ValueError(f"seeds={seeds} must be a positive count or a list of seeds")
-        seed_list = list(range(int(seeds)))
-    else:
-        seed_list = [int(s) for s in seeds]  # type: ignore[union-attr]
+    seed_list = list(p.seeds) if seeds is None else list(check_seeds(seeds, "seeds"))
     if not ds_list or not weak_list or not seed_list:
         raise ValueError("run_grid: datasets, weaks and seeds must be non-empty")
+    if executor is not None and not callable(getattr(executor, "submit", None)):
+        raise ValueError(
+            f"executor={executor!r} has no submit(); pass a concurrent.futures.Executor (e.g. "
+            "w2s_utils.engine.executors.local_pool(), distributed.Client.get_executor())"
+        )
     configs = [
         make_config(d, w, strong, s, p.name, **overrides)
         for d in ds_list
         for s in seed_list
         for w in weak_list
     ]
-    results = []
-    for cfg in tqdm(configs, desc="w2s runs", disable=not progress, leave=False):
-        results.append(run_experiment(cfg, use_cache=use_cache))
-    return results
+    if executor is None:
+        results = []
+        for cfg in tqdm(configs, desc="w2s runs", disable=not progress, leave=False):
+            results.append(run_experiment(cfg, use_cache=use_cache))
+        return results
+    return _run_on_executor(executor, configs, use_cache, progress)
 
 
 _SUMMARY_METRICS = (
@@ -563,22 +628,11 @@ def summarize(results: Sequence[ExperimentResult]) -> pd.DataFrame:
         raise ValueError("summarize: no results")
     df = pd.DataFrame([r.row() for r in results])
     keys = ["dataset", "weak", "strong", "loss", "label_type"]
-    out = []
-    for group, sub in df.groupby(keys, sort=False):
-        row: dict[str, Any] = dict(zip(keys, group, strict=True))
-        row["n_seeds"] = len(sub)
-        for m in _SUMMARY_METRICS:
-            vals = sub[m].to_numpy(dtype=np.float64)
-            vals = vals[np.isfinite(vals)]
-            if m == "pgr":
-                row["pgr_n"] = len(vals)
-            if len(vals) == 0:
-                row[m], row[f"{m}_lo"], row[f"{m}_hi"] = math.nan, math.nan, math.nan
-                continue
-            iv = metrics.seed_interval(vals)
-            row[m], row[f"{m}_lo"], row[f"{m}_hi"] = iv.point, iv.lo, iv.hi
-        out.append(row)
-    return pd.DataFrame(out)
+    table = metrics.across_seeds(df, keys, list(_SUMMARY_METRICS))
+    table = table.rename(columns={"n": "n_seeds"}).drop(
+        columns=[f"{m}_n" for m in _SUMMARY_METRICS if m != "pgr"]
+    )
+    return table
 
 
 # ------------------------------------------------------------------------------------- CLI
@@ -652,3 +706,28 @@ def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--no-cache", action="store_true", help="recompute (and overwrite) entries")
     p.set_defaults(func=_run_cli)
     return p
+
+
+# ------------------------------------------------------------------ grids on an executor
+
+
+def _run_on_executor(
+    executor: Any, configs: list[ExperimentConfig], use_cache: bool, progress: bool
+) -> list[ExperimentResult]:
+    """Submit one :func:`run_experiment` per config (weak model by weak model); collect them."""
+    weak_rank = {w: r for r, w in enumerate(dict.fromkeys(c.weak for c in configs))}
+    order = sorted(range(len(configs)), key=lambda i: (weak_rank[configs[i].weak], i))
+    futures: dict[int, Any] = {}
+    try:
+        for i in order:
+            futures[i] = executor.submit(run_experiment, configs[i], use_cache=use_cache)
+        results: list[ExperimentResult | None] = [None] * len(configs)
+        for i in tqdm(order, desc="w2s runs", disable=not progress, leave=False):
+            results[i] = futures[i].result()
+    except BaseException:
+        for f in futures.values():
+            cancel = getattr(f, "cancel", None)
+            if callable(cancel):
+                cancel()
+        raise
+    return results  # type: ignore[return-value]

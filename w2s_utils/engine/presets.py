@@ -26,6 +26,7 @@ __all__ = [
     "PRESET_NAMES",
     "CalibrationGrid",
     "OveroptimizationGrid",
+    "OveroptimizationRemedy",
     "SquaredLossGrid",
     "KLGrid",
     "Preset",
@@ -56,28 +57,113 @@ class CalibrationGrid:
 
 
 @dataclass(frozen=True)
+class OveroptimizationRemedy:
+    """One student run of chapter 4 beside the long soft-label run (``name`` labels it).
+
+    ``label_type`` ``"soft"``/``"hard"`` weak labels; ``loss`` the student loss (``"aux_conf"``:
+    Burns et al.'s auxiliary confidence loss with maximum weight ``alpha_max``, reached by a
+    linear ramp over the first ``warmup_frac`` of the steps); ``lr_scale`` multiplies the grid's
+    learning rate and ``epochs`` (``None``: the grid's) replaces its length.
+    """
+
+    name: str
+    label_type: str = "soft"
+    loss: str = "xent"
+    alpha_max: float = 0.75
+    warmup_frac: float = 0.2
+    lr_scale: float = 1.0
+    epochs: float | None = None
+
+
+@dataclass(frozen=True)
 class OveroptimizationGrid:
-    """Chapter 4: students trained long on weak labels, evaluated along training."""
+    """Chapter 4: students trained long on weak labels, evaluated along training.
+
+    Every (dataset, weak, seed) gets one long soft-label student run of ``epochs`` epochs at
+    learning rate ``lr`` on the first ``student_train`` weak-labelled ``w2s_train`` texts
+    (0: all), evaluated every ``eval_every`` steps (0: every epoch) on the first ``eval_test``
+    test examples (0: all). The teachers in ``remedy_weaks`` (empty: all) also get one run per
+    entry of ``remedies`` and seed of ``remedy_seeds`` (empty: ``seeds``). Weak-label early
+    stopping (``patience`` evaluations) and a fixed shorter budget (the long run's state after
+    ``short_epochs``) are read off the long run's curve.
+    """
 
     datasets: tuple[str, ...] = ()
     weaks: tuple[str, ...] = ()
     seeds: tuple[int, ...] = ()
+    student_train: int = 0
+    eval_test: int = 0
+    epochs: float = 10.0
+    lr: float = 3e-3
+    warmup_frac: float = 0.05
+    eval_every: int = 0
+    patience: int = 3
+    short_epochs: float = 2.0
+    remedy_weaks: tuple[str, ...] = ()
+    remedy_seeds: tuple[int, ...] = ()
+    remedies: tuple[OveroptimizationRemedy, ...] = ()
 
 
 @dataclass(frozen=True)
 class SquaredLossGrid:
-    """Chapter 5: Charikar et al.'s synthetic experiment and the feature-space regressions."""
+    """Chapter 5: Charikar et al.'s synthetic experiment and the feature-space regressions.
+
+    Synthetic (:func:`w2s_utils.engine.regression.charikar_synthetic`): inputs ``N(0, I_d_in)``;
+    target representation a random ``target_layers``-layer ReLU MLP of width ``width``; strong and
+    weak representations ``strong_layers``/``weak_layers``-layer ReLU MLPs learned on
+    ``n_rep_tasks`` tasks of ``n_per_task`` inputs (Adam, ``rep_steps`` steps of ``rep_batch``
+    inputs per task, learning rate ``rep_lr``); ``n_transfer`` transfer tasks with ``n_train``
+    training and ``n_test`` fresh test inputs. The defaults follow Charikar et al.'s reference
+    notebook except the optimiser (it runs minibatch AdamW for 1,000 epochs per network and head).
+    Real text (:func:`w2s_utils.engine.regression.text_regressions`): ``text_n`` texts per dataset,
+    the first ``text_test`` the fixed test set, ``text_train`` drawn per seed from the rest; weak
+    features ``text_weaks``; weak heads ridge with ``weak_ridge``; ``text_planted`` random planted
+    heads besides the gold-like one. ``datasets``/``seeds`` empty: the chapter-1 ladder's.
+    """
 
     seed: int = 0
+    d_in: int = 8
+    width: int = 16
+    target_layers: int = 5
+    strong_layers: int = 8
+    weak_layers: int = 2
+    n_rep_tasks: int = 10
+    n_per_task: int = 2000
+    rep_steps: int = 1500
+    rep_batch: int = 250
+    rep_lr: float = 3e-3
+    n_transfer: int = 100
+    n_train: int = 2000
+    n_test: int = 2000
+    text_n: int = 3000
+    text_test: int = 1000
+    text_train: int = 1500
+    text_weaks: tuple[str, ...] = ("minilm-l1", "bow")
+    weak_ridge: float = 1.0
+    text_planted: int = 2
+    datasets: tuple[str, ...] = ()
+    seeds: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
 class KLGrid:
-    """Chapter 6: forward- and reverse-KL students, planted mixture tasks."""
+    """Chapter 6: forward- and reverse-KL students, planted mixture tasks.
+
+    ``datasets``/``weaks``/``seeds``: the reverse-KL student runs (the forward-KL ones are the
+    chapter-1 runs of the same cells). ``n_instances``: random instances per numeric check;
+    ``n_trials``: trials per (statement, construction) of the non-guarantee search;
+    ``planted_n`` texts, ``planted_seeds`` and the weak feature model ``planted_weak`` of the
+    planted mixture task (the strong one is the preset's ``strong``).
+    """
 
     datasets: tuple[str, ...] = ()
     weaks: tuple[str, ...] = ()
     seeds: tuple[int, ...] = ()
+    n_instances: int = 200
+    n_trials: int = 40
+    planted_n: int = 4000
+    planted_seeds: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6, 7)
+    planted_weak: str = "minilm-l1"
 
 
 @dataclass(frozen=True)
@@ -111,11 +197,24 @@ class Preset:
     overoptimization: OveroptimizationGrid = OveroptimizationGrid()
     squared_loss: SquaredLossGrid = SquaredLossGrid()
     kl: KLGrid = KLGrid()
+    #: per-dataset split sizes ((dataset, SplitSizes), ...) where one ``sizes`` does not fit all
+    dataset_sizes: tuple[tuple[str, SplitSizes], ...] = ()
 
     def weak_settings_for(self, weak: str) -> TrainSettings:
         """Training settings of weak model ``weak`` (from-scratch models get their own)."""
         return self.scratch_settings if weak == "tiny-transformer" else self.weak_settings
 
+    def sizes_for(self, dataset: str) -> SplitSizes:
+        """Split sizes of ``dataset``: its entry in ``dataset_sizes``, else ``sizes``."""
+        return dict(self.dataset_sizes).get(dataset, self.sizes)
+
+
+#: Chapter 4's remedies (the same list at every scale).
+_REMEDIES = (
+    OveroptimizationRemedy("hard labels", label_type="hard"),
+    OveroptimizationRemedy("aux. confidence 0.25", loss="aux_conf", alpha_max=0.25),
+    OveroptimizationRemedy("aux. confidence 0.75", loss="aux_conf", alpha_max=0.75),
+)
 
 _CI_STRONG = TrainSettings(
     epochs=2,
@@ -145,9 +244,41 @@ _CI = Preset(
     strong_settings=_CI_STRONG,
     student_settings=_CI_STRONG,
     extra_weaks=("minilm-l2", "minilm-l3"),
-    # 9 new student runs (3 seeds x T in {0.5, 2, fitted}; T = 1 is chapter 1's): ~3 min cold
+    # 3 new student runs (seed 0 x T in {0.5, 2, fitted}; T = 1 is chapter 1's). Each seed adds
+    # three more (about 1 min on an idle box, estimated from chapter 1's cold timing)
     calibration=CalibrationGrid(
-        temperatures=(0.5, 1.0, 2.0), datasets=("sarcasm",), weaks=("bow",), seeds=(0, 1, 2)
+        temperatures=(0.5, 1.0, 2.0), datasets=("sarcasm",), weaks=("bow",), seeds=(0,)
+    ),
+    # 6 long runs (2 teachers x 3 seeds) + 3 remedy runs (tiny-transformer, seed 0), each 8
+    # epochs of 16 steps on 500 weak-labelled texts (a small set: the student over-fits its
+    # teacher sooner), evaluated every epoch on 1000 test texts; ~30 s per run on an idle box
+    overoptimization=OveroptimizationGrid(
+        datasets=("sarcasm",),
+        weaks=("tiny-transformer", "bow"),
+        seeds=(0, 1, 2),
+        student_train=500,
+        eval_test=1000,
+        epochs=8.0,
+        lr=3e-3,
+        eval_every=0,
+        patience=2,
+        short_epochs=2.0,
+        remedy_weaks=("tiny-transformer",),
+        remedy_seeds=(0,),
+        remedies=_REMEDIES,
+    ),
+    # Charikar et al.'s synthetic set-up (100 transfer tasks) + 2 datasets x 2 weak x 3 seeds
+    squared_loss=SquaredLossGrid(),
+    # 6 reverse-KL student runs (sarcasm x the 3 ladder teachers x 2 seeds; the forward-KL
+    # students are chapter 1's cached runs; ~20 s per run on an idle box, estimated from
+    # chapter 1's cold timing), 6 planted seeds on one shared mixture class
+    kl=KLGrid(
+        datasets=("sarcasm",),
+        seeds=(0, 1),
+        n_instances=120,
+        n_trials=25,
+        planted_n=4000,
+        planted_seeds=(0, 1, 2, 3, 4, 5),
     ),
 )
 
@@ -182,6 +313,58 @@ _PAPER = Preset(
     extra_weaks=("gpt2-large",),
     # every ladder teacher, dataset and seed at five temperatures and calibrated
     calibration=CalibrationGrid(temperatures=(0.25, 0.5, 1.0, 2.0, 4.0)),
+    # every ladder teacher, dataset and seed; the whole w2s_train and test splits
+    overoptimization=OveroptimizationGrid(
+        epochs=10.0, lr=3e-5, eval_every=100, patience=3, short_epochs=2.0, remedies=_REMEDIES
+    ),
+    squared_loss=SquaredLossGrid(rep_steps=20_000, rep_batch=2000, text_n=4000, text_train=2500),
+    # the whole ladder with both losses; larger random-instance checks
+    kl=KLGrid(n_instances=1000, n_trials=200, planted_seeds=tuple(range(20)), planted_weak="gpt2"),
+)
+
+# gpu: the paper's scale on what ships offline (no hub). The packaged MiniLM-L6 fine-tuned in
+# full (all layers, bf16 autocast), every example of the three offline datasets (each dataset's
+# class-balanced maximum, rounded down: sarcasm 27096 balanced examples, rotten_tomatoes 10768,
+# quartz 7656; the same split rules as ci), 5 seeds, every chapter's grid at full size. Longest
+# texts: 34 / 68 / 84 MiniLM tokens, so max_length=128 truncates nothing; batches are padded to
+# their longest text. Not run end to end yet (no GPU was lent when it was written).
+_GPU_SETTINGS = TrainSettings(
+    epochs=2,
+    batch_size=64,
+    lr=5e-5,
+    weight_decay=0.01,
+    warmup_frac=0.06,
+    max_length=128,
+    eval_every=0,
+    bf16=True,
+    eval_batch_size=512,
+    train_eps_max=2000,
+    progress=False,
+)
+_GPU = Preset(
+    name="gpu",
+    description="GPU, offline: MiniLM-L6 fine-tuned in full, the full offline datasets, 5 seeds",
+    sizes=SplitSizes(weak_train=2000, w2s_train=3600, val=400, test=1600),
+    strong="minilm-l6",
+    ladder_weaks=("bow", "minilm-l1", "tiny-transformer"),
+    ladder_datasets=("sarcasm", "rotten_tomatoes", "quartz"),
+    seeds=(0, 1, 2, 3, 4),
+    mode="full",
+    trainable_layers=6,
+    weak_mode="full",
+    weak_trainable_layers=1,
+    weak_settings=_GPU_SETTINGS,
+    scratch_settings=replace(_GPU_SETTINGS, epochs=4, lr=1e-3, warmup_frac=0.05),
+    strong_settings=_GPU_SETTINGS,
+    student_settings=_GPU_SETTINGS,
+    extra_weaks=("minilm-l2", "minilm-l3"),
+    calibration=CalibrationGrid(temperatures=(0.25, 0.5, 1.0, 2.0, 4.0)),
+    squared_loss=SquaredLossGrid(rep_steps=20_000, rep_batch=2000, text_n=6000, text_train=4000),
+    dataset_sizes=(
+        ("sarcasm", SplitSizes(weak_train=8000, w2s_train=12000, val=1000, test=6000)),
+        ("rotten_tomatoes", SplitSizes(weak_train=3000, w2s_train=5000, val=500, test=2200)),
+        ("quartz", SplitSizes(weak_train=2000, w2s_train=3600, val=400, test=1600)),
+    ),
 )
 
 _TEST_SETTINGS = TrainSettings(
@@ -210,9 +393,13 @@ _TEST = Preset(
     strong_settings=_TEST_SETTINGS,
     student_settings=_TEST_SETTINGS,
     hidden=True,
+    overoptimization=OveroptimizationGrid(
+        student_train=40, eval_test=30, epochs=2.0, eval_every=2, patience=1, short_epochs=1.0,
+        remedies=_REMEDIES[:2],
+    ),
 )
 
-PRESETS: dict[str, Preset] = {p.name: p for p in (_CI, _PAPER, _TEST)}
+PRESETS: dict[str, Preset] = {p.name: p for p in (_CI, _GPU, _PAPER, _TEST)}
 #: Public preset names (the hidden ``test`` preset works but is not advertised).
 PRESET_NAMES: tuple[str, ...] = tuple(n for n, p in PRESETS.items() if not p.hidden)
 

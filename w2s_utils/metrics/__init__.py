@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from w2s_utils.metrics.calibration import (
     Reliability,
+    apply_temperature,
     ece,
+    fit_temperature,
     reliability,
     smooth_ce,
 )
@@ -54,6 +56,7 @@ __all__ = [
     "Reliability",
     "accuracy",
     "across_seeds",
+    "apply_temperature",
     "auroc",
     "bootstrap_ci",
     "cross_entropy",
@@ -61,6 +64,7 @@ __all__ = [
     "ece",
     "entropy",
     "entropy_from_logits",
+    "fit_temperature",
     "kl",
     "kl_from_logits",
     "log_loss",

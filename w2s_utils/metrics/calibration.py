@@ -11,6 +11,11 @@ import torch
 
 from w2s_utils._validate import (
     as_tensor,
+    as_two_class,
+    check_int,
+    check_labels,
+    check_logits,
+    check_probs,
 )
 from w2s_utils.metrics.classification import _probs_truth
 from w2s_utils.metrics.divergences import CHUNK_ELEMENTS
@@ -93,8 +98,7 @@ def reliability(
     mean true probability of the predicted class. One-hot targets give the labels' result.
     """
     if validate:
-        if not isinstance(n_bins, int) or isinstance(n_bins, bool) or n_bins < 1:
-            raise ValueError(f"n_bins: must be a positive integer, got {n_bins!r}")
+        n_bins = check_int(n_bins, "n_bins", minimum=1)
         if strategy not in ("uniform", "quantile"):
             raise ValueError(f"strategy: must be 'uniform' or 'quantile', got {strategy!r}")
     probs, labels = _probs_truth(probs, labels, target, validate)
@@ -316,7 +320,7 @@ def _smooth_ce_highs(p: np.ndarray, r: np.ndarray) -> float:
 
 
 def smooth_ce(p, labels=None, *, target=None, method: str = "dp", validate: bool = True) -> float:
-    """Exact empirical smooth calibration error of a binary predictor (THEORY.md §4).
+    """Exact empirical smooth calibration error of a binary predictor (chapter 3).
 
     smCE = max (1/n) Σ_i w_i (y_i − p_i) over w: [0, 1] → [−1, 1] 1-Lipschitz, i.e. the LP over
     w_i = w(p_(i)) (sorted) with |w_i| ≤ 1 and |w_i − w_{i+1}| ≤ p_(i+1) − p_(i). Tied predictions
@@ -355,3 +359,100 @@ def smooth_ce(p, labels=None, *, target=None, method: str = "dp", validate: bool
     else:
         raise ValueError(f"method: must be 'dp' or 'highs', got {method!r}")
     return val / len(s)
+
+
+# --------------------------------------------------------------------------- temperature
+_TINY = 1e-300  # log(0) stand-in: a zero probability stays (numerically) zero at every T
+
+
+def _as_logits(x, kind: str, name: str) -> torch.Tensor:
+    """``[N, K]`` float64 logits from probabilities (log) or logits; ``[N]`` is binary."""
+    if kind not in ("auto", "probs", "logits"):
+        raise ValueError(f"kind: must be 'auto', 'probs' or 'logits', got {kind!r}")
+    t = as_tensor(x, name)
+    if kind == "auto":
+        try:
+            check_probs(t, name)
+            kind = "probs"
+        except ValueError:
+            kind = "logits"
+    if kind == "probs":
+        t = as_two_class(t, name).double()
+        return t.clamp_min(_TINY).log()
+    t = check_logits(t, name).double()
+    return torch.stack([torch.zeros_like(t), t], dim=-1) if t.dim() == 1 else t
+
+
+def apply_temperature(probs, temperature: float, *, validate: bool = True) -> torch.Tensor:
+    """Temperature scaling in probability space: ``softmax(log p / T)`` (rows of ``[..., K]``).
+
+    ``T < 1`` sharpens (more confident), ``T > 1`` flattens (less confident), ``T = 1`` returns
+    ``p`` unchanged (up to rounding); the argmax never changes. ``[N]`` binary input returns
+    ``[N]``. Same as dividing the model's logits by ``T`` (logits are ``log p`` up to a constant).
+    Zero probabilities stay zero. Returns the input's dtype and device.
+    """
+    t = as_tensor(probs, "probs")
+    if validate:
+        check_probs(t, "probs")
+    if isinstance(temperature, bool) or not (
+        isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0
+    ):
+        raise ValueError(f"temperature: must be a positive finite number, got {temperature!r}")
+    out = torch.softmax(_as_logits(t, "probs", "probs") / float(temperature), dim=-1)
+    out = out[..., 1] if t.dim() == 1 else out
+    return out.to(t.dtype)
+
+
+def fit_temperature(
+    logits_or_probs,
+    labels,
+    *,
+    kind: str = "auto",
+    bounds: tuple[float, float] = (1e-2, 1e2),
+    validate: bool = True,
+) -> float:
+    """The temperature ``T`` that minimises the mean log-loss of ``softmax(z / T)`` on ``labels``.
+
+    ``logits_or_probs``: ``[N, K]`` logits or probabilities (``kind="auto"`` takes probabilities
+    when the rows are distributions, ``log p`` is then used as logits), or ``[N]`` binary
+    (positive-class probability or logit). The log-loss is convex in ``beta = 1/T`` (a log-sum-exp
+    of functions linear in ``beta`` minus a linear one), so its derivative
+    ``E_softmax(beta z)[z] - z_y`` is non-decreasing and the minimiser over
+    ``beta in [1/bounds[1], 1/bounds[0]]`` is found by bisection on it to machine precision
+    (clamped to the interval when the optimum lies outside, e.g. for a predictor worse than chance).
+    Fit it on held-out labelled data that the model being calibrated was not trained on.
+    """
+    z = _as_logits(logits_or_probs, kind, "logits_or_probs")
+    lo_t, hi_t = bounds
+    if not (0 < lo_t < hi_t < math.inf):
+        raise ValueError(f"bounds: need 0 < T_min < T_max < inf, got {bounds!r}")
+    if validate:
+        y = check_labels(labels, z.shape[-1])
+    else:
+        y = as_tensor(labels, "labels", floating=False)
+    y = y.long().to(z.device)
+    if validate and (z.dim() != 2 or y.shape != z.shape[:1]):
+        raise ValueError(
+            f"labels: need one label per row of logits_or_probs, got {tuple(y.shape)} labels for "
+            f"shape {tuple(z.shape)}"
+        )
+    z_y = z.gather(-1, y[:, None])[:, 0]
+
+    def slope(beta: float) -> float:
+        w = torch.softmax(beta * z, dim=-1)
+        return float(((w * z).sum(-1) - z_y).mean())
+
+    a, b = 1.0 / hi_t, 1.0 / lo_t
+    if slope(a) >= 0:
+        return hi_t
+    if slope(b) <= 0:
+        return lo_t
+    for _ in range(200):
+        m = 0.5 * (a + b)
+        if m in (a, b):
+            break
+        if slope(m) > 0:
+            b = m
+        else:
+            a = m
+    return 1.0 / (0.5 * (a + b))
