@@ -128,4 +128,5 @@ def test_chapter_tables_and_findings_from_fake_runs():
     assert acc.data.shape[0] == 1 and "ΔErr = ΔCE" in str(lemma.data.columns)
     found = pipeline.findings_glue(paired, results.per_run_table(runs), setup)
     assert found["n_comparisons"] == 1 and "bow" in found["findings"]
+    assert "PGR" in found["room_text"] and "none" not in found["room_text"]
     assert pipeline.roles_table(setup).loc["weak teacher", "model"] == "bow"

@@ -305,8 +305,7 @@ def findings_glue(paired: pd.DataFrame, per_run: pd.DataFrame, setup: Any) -> di
     corr_change = float(np.corrcoef(per_run.eps, per_run.err_change)[0, 1])
     out.update(
         {
-            "room_yes": names_where(paired, has_pgr),
-            "room_no": names_where(paired, ~has_pgr, empty="no teacher"),
+            "room_text": _room_text(paired, has_pgr),
             "gain_yes": gain_sig,
             "gain_no": names_where(paired, paired.acc_gain_hi < 0),
             "gain_seed_only": seed_only,
@@ -322,3 +321,22 @@ def findings_glue(paired: pd.DataFrame, per_run: pd.DataFrame, setup: Any) -> di
         }
     )
     return out
+
+
+def _room_text(paired: pd.DataFrame, has_pgr: pd.Series) -> str:
+    """One sentence on where the ceiling leaves the student something to recover."""
+    if has_pgr.all():
+        return (
+            "The ceiling beats the teacher by more than one accuracy point for every teacher and "
+            "dataset, so PGR is defined everywhere."
+        )
+    if not has_pgr.any():
+        return (
+            "For no teacher does the ceiling beat it by more than one accuracy point: PGR is "
+            "undefined everywhere, and there is little for a student to gain."
+        )
+    return (
+        f"The ceiling beats the teacher by more than one accuracy point for "
+        f"{names_where(paired, has_pgr)}, but not for {names_where(paired, ~has_pgr)}; there PGR "
+        "is undefined, and there is little for a student to gain."
+    )
