@@ -275,7 +275,11 @@ def findings_glue(paired: pd.DataFrame, per_run: pd.DataFrame, setup: Any) -> di
             out[f"{col}_{key}"] = float(row[col])
         out[f"eps_{key}"], out[f"interaction_{key}"] = float(row.eps), float(row.interaction)
     gain_sig = names_where(paired, paired.acc_gain_lo > 0)
-    seed_only = names_where(paired, (paired.acc_gain_seed_lo > 0) & ~(paired.acc_gain_lo > 0))
+    changed = [
+        verdict(r.acc_gain_seed_lo, r.acc_gain_seed_hi) != verdict(r.acc_gain_lo, r.acc_gain_hi)
+        for _, r in paired.iterrows()
+    ]
+    seed_only = names_where(paired, changed)
     lines = []
     for w in setup.ladder_weaks:
         parts = []
