@@ -196,13 +196,16 @@ def train_classifier(
     val: tuple[Sequence[str], Any] | None = None,
     test: tuple[Sequence[str], Any] | None = None,
     eval_hook: Callable[[int, TrainableClassifier], dict[str, float]] | None = None,
+    loss_options: dict[str, Any] | None = None,
 ) -> tuple[TrainableClassifier, pd.DataFrame]:
     """Train ``model`` on hard ``[N]`` or soft ``[N, K]`` targets; return it and its history.
 
     ``val = (texts, labels)`` are the labels of the *training signal* (the weak labels for a
     student): they drive early stopping and the logged ``val_loss``/``val_acc``/``val_eps``.
     ``test = (texts, gold_labels)`` is only recorded (``test_acc``, ``test_ce``), never used to
-    select. ``eval_hook(step, model)`` may add columns to each history row. History columns:
+    select. ``eval_hook(step, model)`` may add columns to each history row. ``loss_options`` go
+    to :func:`~w2s_utils.engine.losses.make_loss` (e.g. ``alpha_max`` of ``aux_conf``; callers
+    that cache results must put them in their key). History columns:
     ``step, epoch, lr, train_loss, train_eps, val_loss, val_acc, val_eps, test_acc, test_ce``.
     """
     s = settings or TrainSettings()
@@ -233,7 +236,7 @@ def train_classifier(
     steps_per_epoch = math.ceil(n / s.batch_size)
     total = max(1, math.ceil(s.epochs * steps_per_epoch))
     warmup = int(round(s.warmup_frac * total))
-    loss_fn = make_loss(s.loss, total_steps=total)
+    loss_fn = make_loss(s.loss, total_steps=total, **(loss_options or {}))
     params = [p for p in model.trainable_parameters() if p.requires_grad]
     opt = make_optimizer(params, s.lr, s.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: warmup_cosine(i, total, warmup))

@@ -1,0 +1,310 @@
+"""Chapter 4 (over-optimization): the room along a trajectory on random instances, the trajectory
+runner (history columns, cache hit reloads the whole curve), the selection rules, the remedy grid
+and the book helpers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from w2s_utils import metrics
+from w2s_utils import theory as T
+from w2s_utils.book import overoptimization as bo
+from w2s_utils.engine import data, losses
+from w2s_utils.engine import trajectories as tj
+from w2s_utils.engine.presets import OveroptimizationGrid, get_preset
+
+SETTINGS = settings(derandomize=True)
+seeds = st.integers(0, 2**31 - 1)
+
+
+def _trajectory_instance(seed: int, k: int, n: int, steps: int):
+    """Teacher, ground truth and students that move from an independent start to the teacher."""
+    rng = np.random.default_rng(seed)
+    weak = rng.dirichlet(np.ones(k), size=n)
+    f_star = rng.dirichlet(np.ones(k), size=n)
+    start = rng.dirichlet(np.ones(k), size=n)
+    lam = np.linspace(0.0, 1.0, steps)[:, None, None]
+    students = (1 - lam) * start + lam * weak
+    floor = 1e-3
+    mix = lambda p: (1 - k * floor) * p + floor  # noqa: E731 (floor by mixing with uniform)
+    return mix(weak), mix(f_star), mix(students)
+
+
+# ------------------------------------------------------------------------------- the theory
+
+
+@SETTINGS
+@given(seed=seeds, k=st.integers(2, 5), n=st.integers(1, 25), steps=st.integers(2, 8))
+def test_gain_within_room_at_every_step(seed, k, n, steps):
+    weak, f_star, students = _trajectory_instance(seed, k, n, steps)
+    res = T.trajectory_room(weak, students, f_star=f_star)
+    assert res.holds and res.steps == steps
+    for t in range(steps):
+        w, s, f = (torch.as_tensor(a) for a in (weak, students[t], f_star))
+        gain = float((metrics.kl(f, w) - metrics.kl(f, s)).mean())  # independent: Err by KL
+        lr = w.log() - s.log()
+        assert gain == pytest.approx(res.gain[t], abs=1e-10)
+        assert -float(lr.amax(-1).mean()) - 1e-12 <= gain <= -float(lr.amin(-1).mean()) + 1e-12
+        assert res.room[t] <= res.log_room[t] + 1e-12 <= res.theorem1_room[t] + 1e-12
+    # the student that equals its teacher has no room left
+    assert res.room[-1] == pytest.approx(0.0, abs=1e-12)
+    assert res.best_gain == max(res.gain) and res.max_room == max(res.room)
+
+
+@SETTINGS
+@given(seed=seeds, k=st.integers(2, 4), n=st.integers(2, 40))
+def test_room_holds_exactly_on_a_labelled_sample(seed, k, n):
+    """With hard labels the test-CE difference lies inside the empirical room deterministically."""
+    weak, _, students = _trajectory_instance(seed, k, n, 4)
+    y = np.random.default_rng(seed + 1).integers(0, k, size=n)
+    res = T.trajectory_room(weak, students, labels=y)
+    ce = lambda p: float(metrics.log_loss(torch.as_tensor(p), torch.as_tensor(y)))  # noqa: E731
+    for t in range(4):
+        assert res.gain[t] == pytest.approx(ce(weak) - ce(students[t]), abs=1e-10)
+    assert res.holds
+
+
+def test_room_is_attained_by_a_point_mass_truth():
+    weak, _, students = _trajectory_instance(3, 3, 20, 3)
+    for t in range(3):
+        truth = T.worst_case_truth(weak, students[t], side="lower")  # argmin_j l_j: largest gain
+        res = T.trajectory_room(weak, students[t : t + 1], f_star=truth)
+        assert res.gain[0] == pytest.approx(res.room[0], abs=1e-9)
+
+
+def test_room_without_truth_and_bad_inputs():
+    weak, _, students = _trajectory_instance(0, 2, 10, 3)
+    res = T.trajectory_room(weak, list(students))
+    assert res.gain is None and res.best_step is None and res.holds and res.source == "none"
+    assert "Room along a trajectory" in str(res)
+    with pytest.raises(ValueError, match="students"):
+        T.trajectory_room(weak, [])
+    with pytest.raises(ValueError, match="at most one"):
+        T.trajectory_room(weak, students, f_star=weak, labels=np.zeros(10, int))
+    with pytest.raises(ValueError, match="students"):
+        T.trajectory_room(weak, np.ones((2, 3, 4, 2)) / 2)
+
+
+def test_no_floor_small_eps_large_room():
+    """Chapter 2: without a floor a tiny eps does not force a small room (or gain)."""
+    d = 1e-8
+    weak, student = np.array([[1 - d, d]]), np.array([[1 - d**0.5, d**0.5]])
+    a = 1 / math.log(1 / d)
+    res = T.trajectory_room(weak, student[None], f_star=np.array([[1 - a, a]]))
+    assert res.eps[0] < 2e-4 and res.gain[0] > 0.4 and res.room[0] >= res.gain[0]
+
+
+# ------------------------------------------------------------------------ selection rules
+
+
+def _hist(val_loss, test_acc, epochs):
+    return pd.DataFrame({"val_loss": val_loss, "test_acc": test_acc, "epoch": epochs})
+
+
+def test_select_step_rules():
+    h = _hist([0.9, 0.7, 0.72, 0.71, 0.6], [0.6, 0.8, 0.7, 0.75, 0.7], [1, 2, 3, 4, 5])
+    assert tj.select_step(h, "final") == 4
+    assert tj.select_step(h, "oracle") == 1
+    assert tj.select_step(h, "weak_early_stop", patience=2) == 1  # stops after 2 bad evals
+    assert tj.select_step(h, "weak_early_stop", patience=3) == 4  # 0.6 comes in time
+    assert tj.select_step(h, "fixed_budget", budget_epochs=3.5) == 2
+    assert tj.select_step(h, "fixed_budget", budget_epochs=0.5) == 0
+    with pytest.raises(ValueError, match="rule"):
+        tj.select_step(h, "gold")
+    with pytest.raises(ValueError, match="empty"):
+        tj.select_step(h.iloc[:0], "final")
+
+
+def test_weak_early_stop_matches_the_trainer_rule():
+    """The post-hoc rule picks the evaluation the trainer's early stopping would restore."""
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        v = rng.random(12)
+        h = _hist(v, rng.random(12), np.arange(1, 13))
+        i = tj.select_step(h, "weak_early_stop", patience=2)
+        # trainer: stop when `patience` evaluations in a row fail to improve; restore the best
+        best, bad, stop = math.inf, 0, len(v)
+        for j, x in enumerate(v):
+            if x < best - 1e-6:
+                best, bad = x, 0
+            else:
+                bad += 1
+                if bad >= 2:
+                    stop = j + 1
+                    break
+        assert v[i] == v[:stop].min()
+
+
+# --------------------------------------------------------------------------- the presets
+
+
+@pytest.mark.parametrize("name", ["ci", "paper"])
+def test_grid_in_every_preset(name):
+    g = get_preset(name).overoptimization
+    assert isinstance(g, OveroptimizationGrid) and g.epochs > g.short_epochs > 0
+    names = [r.name for r in g.remedies]
+    assert "hard labels" in names and sum(r.loss == "aux_conf" for r in g.remedies) == 2
+    assert len(set(names)) == len(names) and tj.LONG not in names
+    for r in g.remedies:
+        cfg = tj.make_trajectory_config("sarcasm", "bow", 0, "ci", r)
+        assert cfg.experiment.label_type == r.label_type and cfg.remedy == r.name
+        assert cfg.experiment.student_settings.early_stopping is False
+        if r.loss == "aux_conf":
+            assert dict(cfg.loss_options)["alpha_max"] == r.alpha_max
+
+
+def test_ci_configs_are_the_grid():
+    g = get_preset("ci").overoptimization
+    cfgs = tj.trajectory_configs("ci")
+    n_long = len(g.datasets) * len(g.weaks) * len(g.seeds)
+    n_remedy = len(g.remedy_weaks) * len(g.remedies) * len(g.remedy_seeds or g.seeds)
+    assert len(cfgs) == n_long + n_remedy
+    s = cfgs[0].experiment.student_settings
+    assert (s.epochs, s.lr, cfgs[0].student_train) == (g.epochs, g.lr, g.student_train)
+
+
+def test_aux_loss_strength_reaches_the_trainer():
+    """loss_options are passed to make_loss: alpha_max sets the confidence loss's weight."""
+    fn = losses.make_loss("aux_conf", total_steps=10, alpha_max=0.25, warmup_frac=0.2)
+    assert fn.alpha(10) == pytest.approx(0.25) and fn.alpha(1) == pytest.approx(0.125)
+
+
+# ------------------------------------------------------------------ the trajectory runner
+
+_WORDS = {1: ["great", "lovely", "superb", "funny"], 0: ["awful", "dull", "poor", "silly"]}
+
+
+@pytest.fixture
+def isolated(monkeypatch, tmp_path):
+    monkeypatch.setenv("W2S_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("W2S_DEVICE", "cpu")
+    rng = np.random.default_rng(0)
+    texts, labels = [], []
+    for i in range(400):
+        y = i % 2
+        texts.append(f"the film was {rng.choice(_WORDS[y])} number {i}")
+        labels.append(y if rng.random() > 0.1 else 1 - y)
+    ds = data.TextDataset(
+        name="sarcasm",
+        texts=tuple(texts),
+        labels=np.array(labels),
+        ids=tuple(data.text_id(t) for t in texts),
+    )
+    monkeypatch.setattr(data, "load_texts", lambda name, **kw: ds)
+
+
+COLUMNS = (
+    "step epoch val_loss test_acc test_ce weak_acc ceiling_acc acc_gain gain pgr eps_train "
+    "eps_test gamma room room_rev log_room smooth_ce ece"
+).split()
+
+
+def test_trajectory_history_and_cache_hit(isolated):
+    cfg = tj.trajectory_configs("test")[0]
+    first = tj.run_trajectory(cfg)
+    h = first.history
+    assert not first.cached and set(COLUMNS) <= set(h.columns)
+    assert len(h) == first.students.shape[0] == 3 and first.students.shape[1] == 30
+    assert (h["gain"] <= h["room"] + 1e-9).all() and (-h["room_rev"] <= h["gain"] + 1e-9).all()
+    again = tj.run_trajectory(cfg)
+    assert again.cached
+    pd.testing.assert_frame_equal(again.history, h)
+    np.testing.assert_array_equal(again.students, first.students)
+    assert again.ids == first.ids and len(again.ids) == 30
+    # history recomputed from the stored predictions
+    p = first.at(1)
+    row = tj.trajectory_metrics(p.weak, p.student, p.ceiling, p.labels)
+    for col in ("test_acc", "gain", "eps_test", "room", "ece", "smooth_ce"):
+        assert row[col] == pytest.approx(h[col].iloc[1], rel=1e-4, abs=1e-5)
+
+
+def test_remedies_and_book_tables(isolated):
+    trajs = tj.run_trajectories("test", progress=False)
+    assert [t.config.remedy for t in trajs] == ["long run", "hard labels", "aux. confidence 0.25"]
+    assert not np.allclose(trajs[0].students, trajs[1].students)
+    curves = bo.curve_frame(trajs)
+    assert set(curves["remedy"]) == {t.config.remedy for t in trajs} and len(curves) == 9
+    table = bo.remedy_table(trajs, "test", n_resamples=200)
+    assert "oracle (gold labels)" in set(table["method"])
+    assert {"acc_student", "acc_student_lo", "ce_gain", "ece", "pgr"} <= set(table.columns)
+    # the oracle picks the long run's best step: no rule read off that run can beat it
+    t = table.set_index("method")
+    long_rows = ["long run, last step", "weak-label early stopping", "fixed budget (1 epochs)"]
+    assert t.loc["oracle (gold labels)", "acc_student"] >= t.loc[long_rows, "acc_student"].max()
+    mean = bo.mean_curves(trajs, n_resamples=200)
+    assert {"acc_gain_lo", "gain_hi", "room"} <= set(mean.columns)
+    fig = bo.plot_curves(mean)
+    assert len(fig.axes) == 4
+    fig = bo.plot_balance(curves)
+    assert len(fig.axes) >= 1
+    fig = bo.plot_remedies(table)
+    assert len(fig.axes) >= 1
+    checks = bo.room_checks(trajs)
+    assert checks["holds"].all() and len(checks) == len(trajs)
+    diffs = bo.remedy_differences(trajs, "test", n_resamples=200)
+    assert set(diffs["method"]) == set(table["method"]) - {"long run, last step"}
+    hard = diffs.set_index("method").loc["hard labels"]
+    ref = t.loc["long run, last step", "acc_student"]
+    assert hard["d_acc"] == pytest.approx(t.loc["hard labels", "acc_student"] - ref)
+    peaks = bo.peak_table(trajs, n_resamples=200)
+    assert peaks["acc_drop"].iloc[0] == pytest.approx(
+        peaks["acc_gain_peak"].iloc[0] - peaks["acc_gain_end"].iloc[0]
+    )
+    assert len(bo.format_peak_table(peaks)) == 1 and len(bo.format_remedy_table(table)) == 6
+    values = bo.glue_values(peaks, table, diffs, checks, mean)
+    assert values["room_runs"] == 3 and "bow_hard_labels_d_acc" in values
+
+
+def test_trajectory_metrics_oracles():
+    rng = np.random.default_rng(5)
+    w, s, c = (rng.dirichlet([1, 1], size=50) for _ in range(3))
+    y = rng.integers(0, 2, 50)
+    row = tj.trajectory_metrics(w, s, c, y, weak_train=w, student_train=s)
+    from sklearn.metrics import log_loss
+
+    assert row["gain"] == pytest.approx(log_loss(y, w) - log_loss(y, s), rel=1e-9)
+    assert row["test_acc"] == pytest.approx(float((s.argmax(1) == y).mean()))
+    assert row["eps_train"] == pytest.approx(row["eps_test"], rel=1e-9)
+    assert row["gamma"] == pytest.approx(min(w.min(), s.min()))
+
+
+def test_random_trajectory_instance():
+    f_star, weak, students = T.random_trajectory(3, n=12, n_classes=4, steps=5, floor=1e-3)
+    assert f_star.shape == weak.shape == (12, 4) and students.shape == (5, 12, 4)
+    assert float(students.min()) >= 1e-3 - 1e-15 and float(weak.min()) >= 1e-3 - 1e-15
+    torch.testing.assert_close(students[-1], weak)
+    torch.testing.assert_close(students.sum(-1), torch.ones(5, 12, dtype=torch.float64))
+    with pytest.raises(ValueError, match="steps"):
+        T.random_trajectory(0, steps=1)
+
+
+def _toy_trajectory(seed: int, order: np.ndarray) -> tj.Trajectory:
+    rng = np.random.default_rng(seed)
+    n = len(order)
+    ids = [f"id{i}" for i in order]
+    probs = lambda: rng.dirichlet([1, 1], size=n)  # noqa: E731
+    cfg = tj.make_trajectory_config("sarcasm", "bow", seed, "test")
+    hist = pd.DataFrame({"epoch": [1.0, 2.0], "test_acc": [0.5, 0.6], "val_loss": [0.7, 0.6]})
+    students = np.stack([probs(), probs()]).astype(np.float32)
+    labels = rng.integers(0, 2, n)
+    return tj.Trajectory(cfg, hist, labels, ids, probs(), probs(), students)
+
+
+def test_align_keeps_the_shared_examples_in_one_order():
+    a = _toy_trajectory(0, np.arange(10))
+    b = _toy_trajectory(1, np.array([9, 7, 5, 3, 1, 11, 12, 13, 0, 2]))
+    out = bo.align([a, b])
+    assert out[0].ids == out[1].ids == [f"id{i}" for i in (0, 1, 2, 3, 5, 7, 9)]
+    for orig, new in zip((a, b), out, strict=True):
+        pos = {i: k for k, i in enumerate(orig.ids)}
+        for k, i in enumerate(new.ids):
+            assert new.labels[k] == orig.labels[pos[i]]
+            np.testing.assert_array_equal(new.students[:, k], orig.students[:, pos[i]])
+            np.testing.assert_array_equal(new.weak[k], orig.weak[pos[i]])
