@@ -289,3 +289,46 @@ def dirichlet_triple(seed: int, *, n_inputs: int = 64) -> tuple[Tensor, Tensor, 
     weak = random_simplex(n_inputs, k, concentration=conc[1], floor=1e-9, seed=3 * seed + 1)
     student = random_simplex(n_inputs, k, concentration=conc[2], floor=1e-9, seed=3 * seed + 2)
     return f_star, weak, student
+
+
+#: Teacher noise levels of :func:`floored_triple` (``None``: a teacher unrelated to ``F*``).
+TEACHER_NOISE = (None, 0.3, 1.0, 2.0)
+
+
+def floored_triple(
+    seed: int, n_classes: int, *, n_inputs: int = 30
+) -> tuple[Tensor, Tensor, Tensor]:
+    """``(f_star, weak, student)``, each ``[n_inputs, n_classes]``, with a floor on both predictors.
+
+    Chapter 2's random check of the generalization bounds. Instance ``seed``: a floor
+    log-uniform in ``[1e-4, 1/(2K)]``; ``F*`` Dirichlet(``c``), ``c`` one of 0.3, 1, 3; the
+    teacher one of :data:`TEACHER_NOISE` (unrelated to ``F*``, or ``softmax(log F* + s xi)``);
+    the student ``softmax(log F_w + s' xi)`` with ``s'`` uniform in ``[0.05, 2]``. Teacher and
+    student are mixed with the uniform distribution, so every entry is at least the floor.
+    """
+    _check_positive_int(n_classes, "n_classes", 2)
+    rng = np.random.default_rng(seed)
+    floor = float(10 ** rng.uniform(-4, math.log10(0.5 / n_classes)))
+    conc = float(rng.choice([0.3, 1.0, 3.0]))
+    f_star = random_simplex(n_inputs, n_classes, concentration=conc, seed=seed)
+    noise = TEACHER_NOISE[int(rng.integers(len(TEACHER_NOISE)))]
+    weak = weak_predictions(f_star, noise=noise, floor=floor, seed=seed + 1)
+    student_noise = float(rng.uniform(0.05, 2.0))
+    student = weak_predictions(weak, noise=student_noise, floor=floor, seed=seed + 2)
+    return f_star, weak, student
+
+
+def unfloored_triple(
+    seed: int, n_classes: int, *, n_inputs: int = 30
+) -> tuple[Tensor, Tensor, Tensor]:
+    """``(f_star, weak, student)`` without a floor: chapter 2's clipping experiment.
+
+    ``F*`` Dirichlet(0.5), the teacher ``softmax(log F* + 1.5 xi)``, the student
+    ``softmax(log F_w + xi)`` (``xi`` standard Gaussian): strictly positive, but with
+    probabilities as small as the noise makes them.
+    """
+    _check_positive_int(n_classes, "n_classes", 2)
+    f_star = random_simplex(n_inputs, n_classes, concentration=0.5, seed=seed)
+    weak = weak_predictions(f_star, noise=1.5, seed=seed + 1)
+    student = weak_predictions(weak, noise=1.0, seed=seed + 2)
+    return f_star, weak, student
