@@ -274,7 +274,7 @@ def planted_mixture_from_features(
                     "err_weak": res.err_weak,
                     "err_student": res.err_student,
                     "gain": res.gain,
-                    "disagreement": res.disagreement,
+                    "disagreement": res.misfit,
                     "eps": eps,
                     "slack": res.slack,
                 }

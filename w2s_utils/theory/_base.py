@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -214,3 +214,39 @@ def _logsumexp(z: np.ndarray) -> np.ndarray:
 
 def _unpack(v: np.ndarray, k: int, d: int) -> np.ndarray:
     return np.vstack([v.reshape(k - 1, d), np.zeros((1, d))])
+
+
+@dataclass(frozen=True)
+class MisfitGainResult(_Result):
+    """Gain >= misfit: ``err_student <= err_weak - misfit``, i.e. ``gain = err_weak - err_student``
+    is at least the ``misfit`` between student and teacher, each result measuring error and misfit
+    its own way (squared loss; KL with the student first). ``lhs = err_student``,
+    ``rhs = err_weak - misfit``, ``slack = rhs - lhs``.
+    """
+
+    err_weak: float
+    err_student: float
+    misfit: float
+    gain: float
+    lhs: float
+    rhs: float
+    slack: float
+    holds: bool
+    tol: float
+
+    @classmethod
+    def from_errors(
+        cls, err_weak: float, err_student: float, misfit: float, tol: float
+    ) -> MisfitGainResult:
+        rhs = err_weak - misfit
+        return cls(
+            err_weak=err_weak,
+            err_student=err_student,
+            misfit=misfit,
+            gain=err_weak - err_student,
+            lhs=err_student,
+            rhs=rhs,
+            slack=rhs - err_student,
+            holds=_le(err_student, rhs, tol),
+            tol=tol,
+        )

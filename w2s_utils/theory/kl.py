@@ -6,12 +6,22 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from w2s_utils import metrics
-from w2s_utils.theory._base import DEFAULT_TOL, _check_tol, _eq, _le, _mean, _probs, _Result, _same
+from w2s_utils.theory._base import (
+    DEFAULT_TOL,
+    MisfitGainResult,
+    _check_tol,
+    _eq,
+    _le,
+    _mean,
+    _probs,
+    _Result,
+    _same,
+)
 
 
 # --------------------------------------------------------------------------- Theorem 3
 @dataclass(frozen=True)
-class KLMisfitGainResult(_Result):
+class KLMisfitGainResult(MisfitGainResult):
     """Theorem 3: ``Err(F_sw) <= Err(F_w) - E KL(F_sw||F_w)`` (gain >= disagreement).
 
     ``slack = rhs - lhs`` equals ``E sum_j (F* - F_sw)_j log(F_sw,j / F_w,j)``, the directional
@@ -19,18 +29,8 @@ class KLMisfitGainResult(_Result):
     class containing ``F*``, and >= ``-gap`` for an approximate one.
     """
 
-    NAME: ClassVar[str] = "Theorem 3"
+    NAME: ClassVar[str] = "KL misfit-gain"
     RELATION: ClassVar[str] = "Err(F_sw) <= Err(F_w) - E KL(F_sw||F_w)"
-
-    err_weak: float
-    err_student: float
-    gain: float
-    disagreement: float
-    lhs: float
-    rhs: float
-    slack: float
-    holds: bool
-    tol: float
 
 
 def kl_misfit_gain(
@@ -50,19 +50,8 @@ def kl_misfit_gain(
     student = _same(fs, "f_star", _probs(student, "student"), "student")
     err_weak = _mean(metrics.kl(fs, weak, validate=False))
     err_student = _mean(metrics.kl(fs, student, validate=False))
-    dis = _mean(metrics.kl(student, weak, validate=False))
-    rhs = err_weak - dis
-    return KLMisfitGainResult(
-        err_weak=err_weak,
-        err_student=err_student,
-        gain=err_weak - err_student,
-        disagreement=dis,
-        lhs=err_student,
-        rhs=rhs,
-        slack=rhs - err_student,
-        holds=_le(err_student, rhs, tol),
-        tol=tol,
-    )
+    disagreement = _mean(metrics.kl(student, weak, validate=False))
+    return KLMisfitGainResult.from_errors(err_weak, err_student, disagreement, tol)
 
 
 # --------------------------------------------------------------------------- forward KL

@@ -7,11 +7,20 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
-from w2s_utils.theory._base import DEFAULT_TOL, _check_tol, _le, _mean, _real, _Result, _same
+from w2s_utils.theory._base import (
+    DEFAULT_TOL,
+    MisfitGainResult,
+    _check_tol,
+    _le,
+    _mean,
+    _real,
+    _Result,
+    _same,
+)
 
 
 @dataclass(frozen=True)
-class SquaredMisfitGainResult(_Result):
+class SquaredMisfitGainResult(MisfitGainResult):
     """Charikar et al.: ``E(f_sw - F*)^2 <= E(f_w - F*)^2 - E(f_sw - f_w)^2`` (gain >= misfit).
 
     ``slack = 2 E<f_w - f_sw, f_sw - F*>`` >= 0 for a projection onto a convex class containing
@@ -20,16 +29,6 @@ class SquaredMisfitGainResult(_Result):
 
     NAME: ClassVar[str] = "Charikar et al."
     RELATION: ClassVar[str] = "E(f_sw - F*)^2 <= E(f_w - F*)^2 - E(f_sw - f_w)^2"
-
-    err_weak: float
-    err_student: float
-    misfit: float
-    gain: float
-    lhs: float
-    rhs: float
-    slack: float
-    holds: bool
-    tol: float
 
 
 def squared_misfit_gain(
@@ -53,18 +52,7 @@ def squared_misfit_gain(
         return _mean(a.square() if a.dim() == 1 else a.square().sum(-1))
 
     err_weak, err_student, mis = sq(weak - fs), sq(student - fs), sq(student - weak)
-    rhs = err_weak - mis
-    return SquaredMisfitGainResult(
-        err_weak=err_weak,
-        err_student=err_student,
-        misfit=mis,
-        gain=err_weak - err_student,
-        lhs=err_student,
-        rhs=rhs,
-        slack=rhs - err_student,
-        holds=_le(err_student, rhs, tol),
-        tol=tol,
-    )
+    return SquaredMisfitGainResult.from_errors(err_weak, err_student, mis, tol)
 
 
 # --------------------------------------------------------------------------- non-realizable
