@@ -106,7 +106,7 @@ def test_naive_clip_and_renormalise_breaks_the_floor():
     p = torch.tensor([[0.0, 0.5, 0.5]], dtype=F64)
     naive = p.clamp(0.1, 1.0)
     naive = naive / naive.sum(-1, keepdim=True)
-    assert float(naive.min()) < 0.1  # THEORY's "clip to [gamma, 1]" alone does not enforce it
+    assert float(naive.min()) < 0.1  # "clip to [gamma, 1]" alone does not enforce the floor
     q = B.clip_to_floor(p, 0.1)
     torch.testing.assert_close(q, torch.tensor([[0.1, 0.45, 0.45]], dtype=F64))
 

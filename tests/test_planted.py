@@ -1,4 +1,4 @@
-"""Tests for w2s_utils.engine.planted: exact errors on planted tasks (THEORY.md section 9)."""
+"""Tests for w2s_utils.engine.planted: exact errors on planted tasks (chapter 2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Planted tasks: real text with a *known* ground truth, so that Err is exact (THEORY.md section 9).
+"""Planted tasks: real text with a *known* ground truth, so that Err is exact (chapter 2).
 
 On ordinary gold-label data only differences of the error ``Err(F) = E_x KL(F*(x) || F(x))`` are
 estimable (the conditional entropy ``H(Y|X)`` is unknown). A planted task removes that obstacle:

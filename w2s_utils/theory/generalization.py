@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from w2s_utils import metrics
-from w2s_utils._validate import as_two_class, check_probs
+from w2s_utils._validate import as_two_class, check_number, check_probs
 from w2s_utils.theory._base import (
     _F64,
     _LOSS_NAME,
@@ -46,10 +46,7 @@ def clip_to_floor(p: Any, gamma: float) -> Tensor:
     q = as_two_class(t, "p", validate=False).to(_F64)
     q = q / q.sum(-1, keepdim=True)
     k = q.shape[-1]
-    if not (isinstance(gamma, int | float) and 0.0 < gamma <= 1.0 / k):
-        raise ValueError(
-            f"gamma: must lie in (0, 1/K] = (0, {1.0 / k:.4g}] for K = {k} classes, got {gamma!r}"
-        )
+    gamma = check_number(gamma, "gamma", lo=0.0, hi=1.0 / k, lo_open=True)
     gamma = float(gamma)
     floored = q < gamma
     for _ in range(k + 1):
@@ -76,8 +73,7 @@ def _floor(gamma: float | None, *preds: tuple[Tensor, str]) -> tuple[float, str]
             )
         return emp, "empirical min over x, j of F_w and F_sw"
     k = preds[0][0].shape[-1]
-    if not (isinstance(gamma, int | float) and 0.0 < gamma <= 1.0 / k):
-        raise ValueError(f"gamma: must lie in (0, 1/K] = (0, {1.0 / k:.4g}], got {gamma!r}")
+    gamma = check_number(gamma, "gamma", lo=0.0, hi=1.0 / k, lo_open=True)
     for t, n in preds:
         lo = float(t.min())
         if lo < gamma * (1.0 - 1e-12):
