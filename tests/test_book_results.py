@@ -35,7 +35,7 @@ def test_per_example_agrees_with_the_library_decomposition():
     onehot = metrics.one_hot(r.labels, 2)
     dec = theory.error_decomposition(onehot, r.weak, r.student)
     assert vals["err_change"].mean() == pytest.approx(dec.lhs, abs=1e-12)
-    assert vals["eps"].mean() == pytest.approx(dec.objective, abs=1e-12)
+    assert vals["eps"].mean() == pytest.approx(dec.eps, abs=1e-12)
     assert vals["interaction"].mean() == pytest.approx(dec.interaction, abs=1e-12)
     assert vals["acc_weak"].mean() == pytest.approx(metrics.accuracy(r.weak, r.labels))
 

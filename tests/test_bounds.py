@@ -54,13 +54,13 @@ def test_lemma1_both_equalities_exact(seed, n, k, conc):
     # pointwise terms average to the reported means, and the decomposition adds up per row
     assert pw.student_minus_teacher.mean().item() == pytest.approx(r.lhs, abs=1e-12)
     torch.testing.assert_close(
-        pw.student_minus_teacher, pw.objective + pw.interaction, rtol=0, atol=1e-11
+        pw.student_minus_teacher, pw.eps + pw.interaction, rtol=0, atol=1e-11
     )
-    assert r.student_error - r.teacher_error == pytest.approx(
-        r.objective + r.interaction, abs=1e-11
+    assert r.err_student - r.err_weak == pytest.approx(
+        r.eps + r.interaction, abs=1e-11
     )
-    # the objective term is the metrics module's KL(F_w || F_sw)
-    assert r.objective == pytest.approx(metrics.kl(weak, student).mean().item(), rel=1e-12)
+    # the misfit term is the metrics module's KL(F_w || F_sw)
+    assert r.eps == pytest.approx(metrics.kl(weak, student).mean().item(), rel=1e-12)
 
 
 def test_lemma1_with_one_hot_truth_is_the_cross_entropy_difference():
@@ -175,7 +175,7 @@ def test_theorem1_labels_diff_is_the_cross_entropy_difference():
     ce_weak = metrics.cross_entropy(one_hot, weak).mean().item()
     ce_student = metrics.cross_entropy(one_hot, student).mean().item()
     assert r.source == "labels" and r.diff == pytest.approx(ce_student - ce_weak, abs=1e-12)
-    assert r.teacher_loss == pytest.approx(ce_weak, abs=1e-12)
+    assert r.loss_weak == pytest.approx(ce_weak, abs=1e-12)
 
 
 def test_theorem1_identical_predictors_have_zero_bound():
@@ -226,7 +226,7 @@ def test_theorem1_alt_never_violated():
             r = B.misfit_centred_bound(weak, student, **kw)
             assert r.holds, r
             assert r.lower <= r.value + 1e-12 and r.value <= r.upper + 1e-12
-            assert r.width == pytest.approx(r.m * math.sqrt(2 * r.teacher_loss))
+            assert r.width == pytest.approx(r.m * math.sqrt(2 * r.loss_weak))
 
 
 def test_theorem1_alt_is_exact_when_teacher_is_truth():
@@ -508,7 +508,7 @@ def test_bounds_keep_the_device_and_agree_with_cpu(cuda_device):
     y = _labels(f_star, 0)
     dev = [t.to(cuda_device) for t in (f_star, weak, student, y)]
     r_gpu = B.error_decomposition(*dev[:3])
-    assert r_gpu.pointwise.objective.device.type == "cuda"
+    assert r_gpu.pointwise.eps.device.type == "cuda"
     assert r_gpu.as_dict() == pytest.approx(B.error_decomposition(f_star, weak, student).as_dict())
     t1 = B.generalization_bound(dev[1], dev[2], labels=dev[3]).as_dict()
     assert t1 == pytest.approx(B.generalization_bound(weak, student, labels=y).as_dict())

@@ -119,7 +119,7 @@ def test_interval_label_version_holds_exactly_on_the_sample(inst, label_seed):
         - metrics.cross_entropy(one_hot, weak).mean().item()
     )
     assert r.err_change == pytest.approx(ce_diff, abs=1e-9)
-    assert r.student_loss - r.teacher_loss == pytest.approx(ce_diff, abs=1e-9)
+    assert r.loss_student - r.loss_weak == pytest.approx(ce_diff, abs=1e-9)
 
 
 @SETTINGS

@@ -71,7 +71,7 @@ def decomposition_check(n_instances: int, n_inputs: int = 64) -> pd.DataFrame:
             {
                 "K": f_star.shape[1],
                 "err_change": res.lhs,
-                "eps": res.objective,
+                "eps": res.eps,
                 "interaction": res.interaction,
                 "residual": residual,
                 "holds": res.holds,
@@ -123,10 +123,10 @@ def worked_example() -> tuple[pd.DataFrame, dict[str, float]]:
         index=pd.Index(["class 1", "class 2"], name="j"),
     )
     terms = {
-        "ex_err_weak": res.teacher_error,
-        "ex_err_student": res.student_error,
+        "ex_err_weak": res.err_weak,
+        "ex_err_student": res.err_student,
         "ex_change": res.lhs,
-        "ex_eps": res.objective,
+        "ex_eps": res.eps,
         "ex_iota": res.interaction,
     }
     return table.round(4), terms

@@ -31,7 +31,7 @@ class DecompositionPointwise:
 
     student_minus_teacher: Tensor  # KL(F*||F_sw) - KL(F*||F_w)
     cross_term: Tensor  # sum_j F*_j log(F_w,j / F_sw,j)
-    objective: Tensor  # KL(F_w||F_sw)
+    eps: Tensor  # KL(F_w||F_sw), the misfit
     interaction: Tensor  # sum_j (F*_j - F_w,j) log(F_w,j / F_sw,j)
 
 
@@ -46,9 +46,9 @@ class DecompositionResult(_Result):
     NAME: ClassVar[str] = "Lemma 1"
     RELATION: ClassVar[str] = "Err(F_sw) - Err(F_w) = eps + interaction"
 
-    teacher_error: float
-    student_error: float
-    objective: float
+    err_weak: float
+    err_student: float
+    eps: float
     interaction: float
     cross_term: float
     residual_first: float
@@ -92,9 +92,9 @@ def error_decomposition(
     rhs = _mean(objective) + _mean(interaction)
     holds = res1 <= tol and res2 <= tol and _eq(lhs, rhs, tol)
     return DecompositionResult(
-        teacher_error=_mean(teacher),
-        student_error=_mean(loss_student),
-        objective=_mean(objective),
+        err_weak=_mean(teacher),
+        err_student=_mean(loss_student),
+        eps=_mean(objective),
         interaction=_mean(interaction),
         cross_term=_mean(cross),
         residual_first=res1,

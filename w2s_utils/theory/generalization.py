@@ -99,8 +99,8 @@ class GeneralizationBoundResult(_Result):
 
     source: str
     loss: str
-    teacher_loss: float
-    student_loss: float
+    loss_weak: float
+    loss_student: float
     diff: float
     gamma: float
     gamma_source: str
@@ -167,8 +167,8 @@ def generalization_bound(
     return GeneralizationBoundResult(
         source=source,
         loss=_LOSS_NAME[source],
-        teacher_loss=_mean(loss_weak),
-        student_loss=_mean(loss_student),
+        loss_weak=_mean(loss_weak),
+        loss_student=_mean(loss_student),
         diff=diff,
         gamma=g,
         gamma_source=g_src,
@@ -203,8 +203,8 @@ class MisfitCentredBoundResult(_Result):
 
     source: str
     loss: str
-    teacher_loss: float
-    student_loss: float
+    loss_weak: float
+    loss_student: float
     eps: float
     m: float
     width: float
@@ -244,27 +244,27 @@ def misfit_centred_bound(
     _positive(student, "student", "Theorem 1 (alt.) (M = max |log F_w / F_sw|)")
     target, source = _target(weak.shape[-1], weak, f_star, labels)
     loss_weak_t, loss_student_t = _losses(target, weak, student)
-    teacher, student_loss = _mean(loss_weak_t), _mean(loss_student_t)
+    teacher, loss_student = _mean(loss_weak_t), _mean(loss_student_t)
     eps = _mean(metrics.kl(weak, student, validate=False))
     m = float((weak.log() - student.log()).abs().max())
     width = m * math.sqrt(2.0 * max(teacher, 0.0))
     lower, upper = teacher + eps - width, teacher + eps + width
-    lhs = abs(student_loss - teacher - eps)
+    lhs = abs(loss_student - teacher - eps)
     return MisfitCentredBoundResult(
         source=source,
         loss=_LOSS_NAME[source],
-        teacher_loss=teacher,
-        student_loss=student_loss,
+        loss_weak=teacher,
+        loss_student=loss_student,
         eps=eps,
         m=m,
         width=width,
         lower=lower,
-        value=student_loss,
+        value=loss_student,
         upper=upper,
         lhs=lhs,
         rhs=width,
-        slack=min(student_loss - lower, upper - student_loss),
-        holds=_le(lower, student_loss, tol) and _le(student_loss, upper, tol),
+        slack=min(loss_student - lower, upper - loss_student),
+        holds=_le(lower, loss_student, tol) and _le(loss_student, upper, tol),
         tol=tol,
     )
 
@@ -333,8 +333,8 @@ class LabelFreeIntervalResult(_Result):
     eps: float
     eps_rev: float
     err_change: float | None
-    teacher_loss: float | None
-    student_loss: float | None
+    loss_weak: float | None
+    loss_student: float | None
     fraction_used: float | None
     position: float | None
     contains_misfit: bool
@@ -382,7 +382,7 @@ def label_free_interval(
     eps_rev = _mean(metrics.kl(student, weak, validate=False))
     centre, half = 0.5 * (lower + upper), 0.5 * (upper - lower)
     contains_misfit = _le(lower, -eps_rev, tol) and _le(eps, upper, tol)
-    change = err_change = teacher = student_loss = frac = position = contains_change = None
+    change = err_change = teacher = loss_student = frac = position = contains_change = None
     if target is None:
         lhs = max(abs(eps - centre), abs(-eps_rev - centre))
         slack = min(upper - eps, -eps_rev - lower)
@@ -390,7 +390,7 @@ def label_free_interval(
         change = (target * lr).sum(-1)
         err_change = _mean(change)
         loss_weak, loss_student = _losses(target, weak, student)
-        teacher, student_loss = _mean(loss_weak), _mean(loss_student)
+        teacher, loss_student = _mean(loss_weak), _mean(loss_student)
         frac = _ratio(err_change, upper) if err_change >= 0 else _ratio(err_change, -lower)
         position = (err_change - lower) / (upper - lower) if upper > lower else None
         contains_change = _le(lower, err_change, tol) and _le(err_change, upper, tol)
@@ -407,8 +407,8 @@ def label_free_interval(
         eps=eps,
         eps_rev=eps_rev,
         err_change=err_change,
-        teacher_loss=teacher,
-        student_loss=student_loss,
+        loss_weak=teacher,
+        loss_student=loss_student,
         fraction_used=frac,
         position=position,
         contains_misfit=contains_misfit,
@@ -668,8 +668,8 @@ class OscillationBoundResult(_Result):
 
     source: str
     loss: str
-    teacher_loss: float
-    student_loss: float
+    loss_weak: float
+    loss_student: float
     err_change: float
     eps: float
     interaction: float
@@ -714,7 +714,7 @@ def oscillation_bound(
     tv_tw = metrics.tv(target, weak, validate=False)
     inter = ((target - weak) * lr).sum(-1)
     loss_weak, loss_student = _losses(target, weak, student)
-    teacher, student_loss = _mean(loss_weak), _mean(loss_student)
+    teacher, loss_student = _mean(loss_weak), _mean(loss_student)
     eps = _mean(metrics.kl(weak, student, validate=False))
     interaction = _mean(inter)
     mean_osc_sq = _mean(osc * osc)
@@ -726,8 +726,8 @@ def oscillation_bound(
     return OscillationBoundResult(
         source=source,
         loss=_LOSS_NAME[source],
-        teacher_loss=teacher,
-        student_loss=student_loss,
+        loss_weak=teacher,
+        loss_student=loss_student,
         err_change=_mean((target * lr).sum(-1)),
         eps=eps,
         interaction=interaction,
