@@ -81,9 +81,11 @@ def test_no_import_cycles():
     def visit(m: str, stack: list[str]) -> None:
         state[m] = 1
         for d in g.get(m, ()):
-            if d.startswith(m + ".") or m.startswith(d + ".") and d in {
-                x.rpartition(".")[0] for x in MODULES
-            }:
+            if (
+                d.startswith(m + ".")
+                or m.startswith(d + ".")
+                and d in {x.rpartition(".")[0] for x in MODULES}
+            ):
                 continue  # a package and its own submodules (re-exports)
             if state.get(d) == 1:
                 cycles.append(stack[stack.index(d) :] + [d] if d in stack else [m, d])
@@ -102,3 +104,21 @@ def test_the_checker_sees_a_violation():
     assert layer("w2s_utils.engine.experiment") > layer("w2s_utils.metrics.w2s")
     assert resolve("w2s_utils.metrics.kl") == "w2s_utils.metrics"
     assert resolve("w2s_utils.engine.models.get_model") == "w2s_utils.engine.models"
+
+
+def test_no_lazy_imports_of_the_library():
+    """Imports of w2s_utils sit at the top of a module, where a reader sees the layering."""
+    lazy = []
+    for m, path in MODULES.items():
+        tree = ast.parse(path.read_text())
+        top = set(map(id, tree.body))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom | ast.Import) and id(node) not in top:
+                names = (
+                    [node.module]
+                    if isinstance(node, ast.ImportFrom)
+                    else [a.name for a in node.names]
+                )
+                if any(n and n.startswith("w2s_utils") for n in names):
+                    lazy.append((m, node.lineno))
+    assert not lazy, f"function-level imports of the library: {lazy}"

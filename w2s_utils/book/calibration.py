@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 
 from w2s_utils import metrics, theory
+from w2s_utils.theory import instances
 
 __all__ = [
     "CALIBRATION_METRICS",
@@ -382,7 +383,6 @@ def random_multiclass_check(
     teacher (:mod:`w2s_utils.theory.instances`). One row per instance: ``K``, both smCEs, the
     change, the sides ``bound_tv = 6 E TV`` and ``bound_eps = 3 sqrt(2 eps)``, ``holds``.
     """
-    from w2s_utils.theory import instances
 
     rng = np.random.default_rng(seed)
     rows = []

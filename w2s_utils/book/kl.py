@@ -25,6 +25,8 @@ import pandas as pd
 import torch
 
 from w2s_utils import metrics, theory
+from w2s_utils.engine.models import get_model
+from w2s_utils.engine.planted import fit_softmax_probe, planted_texts
 
 __all__ = [
     "CONSTRUCTIONS",
@@ -184,7 +186,6 @@ def mixture_heads(
     """``[k, N, K]`` components of a mixture class on ``features``: probe ``i`` is fitted to the
     gold labels of the ``i``-th of ``k = len(temperatures)`` disjoint random parts of the texts
     (seeded) and divided by ``temperatures[i]``."""
-    from w2s_utils.engine.planted import fit_softmax_probe
 
     xs = torch.as_tensor(features, dtype=torch.float64)
     gold = torch.as_tensor(gold_labels, dtype=torch.long)
@@ -229,7 +230,6 @@ def planted_mixture_from_features(
     class is then the same for every seed, and only ``alpha_star``, the labels, the splits, the
     teacher and the students change with ``seed``.
     """
-    from w2s_utils.engine.planted import fit_softmax_probe
 
     xs = torch.as_tensor(strong_features, dtype=torch.float64)
     xw = torch.as_tensor(weak_features, dtype=torch.float64)
@@ -305,8 +305,6 @@ def planted_mixture_task(
     :func:`~w2s_utils.engine.planted.planted_texts`) with the frozen, cached sentence features of
     ``weak`` and ``strong``, once per seed, all seeds sharing one class (heads fitted once, with
     :func:`mixture_heads` at seed 0); returns the tasks and their stacked tables."""
-    from w2s_utils.engine.models import get_model
-    from w2s_utils.engine.planted import planted_texts
 
     texts, gold = planted_texts(dataset, n)
     k = max(int(gold.max()) + 1, 2)

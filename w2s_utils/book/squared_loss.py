@@ -15,6 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from w2s_utils import theory
+from w2s_utils.metrics import seeds_and_test_interval
+
 __all__ = [
     "REFERENCE_TIMING",
     "reference_extrapolation",
@@ -99,7 +102,6 @@ def text_summary(
     arrays ``gap`` (as returned by :func:`w2s_utils.engine.regression.text_regressions`, with
     the dataset added to the key).
     """
-    from w2s_utils.metrics import seeds_and_test_interval
 
     rows = []
     for (ds, task, weak), grp in table.groupby(["dataset", "task", "weak"], sort=False):
@@ -181,7 +183,6 @@ def trial_table(n_trials: int, kinds: Sequence[str] | None = None) -> pd.DataFra
     non-realizable kind the agnostic bound (``agnostic_holds``, ``agnostic_slack``; with the
     projection of ``F*`` onto the class as the best-in-class predictor).
     """
-    from w2s_utils import theory
 
     rows = []
     for kind in kinds or theory.SQUARED_TRIAL_KINDS:

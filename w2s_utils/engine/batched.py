@@ -37,6 +37,7 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from w2s_utils.engine.losses import make_loss
+from w2s_utils.engine.models import FastDropout
 from w2s_utils.engine.train import (
     TrainSettings,
     _autocast,
@@ -321,7 +322,6 @@ def _plain_dropout(module: nn.Module) -> list[tuple[nn.Module, str, nn.Module]]:
     Returns (parent, name, original) triples to put back. ``p`` is kept, so attention dropout,
     which reads ``module.p``, is unchanged.
     """
-    from w2s_utils.engine.models import FastDropout
 
     swapped = []
     for parent in module.modules():

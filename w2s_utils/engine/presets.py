@@ -394,7 +394,12 @@ _TEST = Preset(
     student_settings=_TEST_SETTINGS,
     hidden=True,
     overoptimization=OveroptimizationGrid(
-        student_train=40, eval_test=30, epochs=2.0, eval_every=2, patience=1, short_epochs=1.0,
+        student_train=40,
+        eval_test=30,
+        epochs=2.0,
+        eval_every=2,
+        patience=1,
+        short_epochs=1.0,
         remedies=_REMEDIES[:2],
     ),
 )

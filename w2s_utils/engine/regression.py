@@ -32,7 +32,10 @@ import torch
 from torch import nn
 
 from w2s_utils.engine import cache
+from w2s_utils.engine.models import get_model
+from w2s_utils.engine.planted import planted_texts
 from w2s_utils.engine.presets import SquaredLossGrid
+from w2s_utils.theory.instances import random_relu_mlp
 
 __all__ = [
     "charikar_synthetic",
@@ -121,7 +124,6 @@ def _predict(coef: np.ndarray, h: np.ndarray) -> np.ndarray:
 
 
 def _synthetic_compute(grid: SquaredLossGrid, progress: bool) -> dict[str, np.ndarray]:
-    from w2s_utils.theory.instances import random_relu_mlp
 
     t0 = time.perf_counter()
     g = grid
@@ -237,8 +239,6 @@ def text_features(dataset: str, n: int, models: Sequence[str]) -> dict[str, Any]
     features (cached per text by the engine; ``minilm-l1`` is MiniLM's layer 1), ``"bow"`` a
     TF-IDF (1-2-gram, sublinear tf, ``min_df=2``) matrix fitted on all ``n`` texts (unsupervised).
     """
-    from w2s_utils.engine.models import get_model
-    from w2s_utils.engine.planted import planted_texts
 
     texts, gold = planted_texts(dataset, n)
     out: dict[str, Any] = {"texts": texts, "gold": gold.numpy().astype(np.float64)}

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from w2s_utils.theory._base import _F64, DEFAULT_TOL
+from w2s_utils.theory.instances import logit_linear_instance
 from w2s_utils.theory.kl import forward_kl_identity, kl_misfit_gain
 from w2s_utils.theory.projections import (
     forward_kl_projection_linear,
@@ -58,7 +59,6 @@ class Counterexample:
 
 
 def _small_instance(seed: int, weak_noise: float | None, n_classes: int | None):
-    from w2s_utils.theory.instances import logit_linear_instance
 
     rng = np.random.default_rng([seed, 2718])
     n = int(rng.integers(4, 12))

@@ -11,6 +11,7 @@ from w2s_utils.theory._base import (
     DEFAULT_TOL,
     MisfitGainResult,
     _check_tol,
+    _features,
     _le,
     _mean,
     _real,
@@ -160,8 +161,6 @@ def project_onto_class(
     import numpy as np
     import torch
     from scipy.optimize import lsq_linear, nnls
-
-    from w2s_utils.theory._base import _features
 
     if kind not in _CLASSES:
         raise ValueError(f"kind: must be one of {', '.join(_CLASSES)}, got {kind!r}")
