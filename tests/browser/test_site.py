@@ -193,6 +193,12 @@ def test_page_renders(pages: dict[str, dict[str, object]], base_url: str, rel: s
             match = NUMBERED_TITLE.match(str(box["title"]))
             assert match, f"{rel}: unnumbered {kinds} box titled {box['title']!r}"
             assert match["kind"].lower() in kinds, f"{rel}: box {box['title']!r} vs {kinds}"
+            # a title that names its number in the text ("... (Theorem 1)") must carry it
+            named = re.search(r"\((?P<kind>[A-Z][a-z]+) (?P<num>\d+)\)", str(box["title"]))
+            if named:
+                assert (named["kind"], named["num"]) == (match["kind"], match["num"]), (
+                    f"{rel}: box {box['title']!r} is numbered differently from the name it uses"
+                )
     # images loaded
     for img in info["images"]:
         assert img["w"] > 0, f"{rel}: image did not load: {img['src']}"
