@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from _oracles import slsqp_mixture_kl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -56,9 +57,7 @@ def test_lemma1_both_equalities_exact(seed, n, k, conc):
     torch.testing.assert_close(
         pw.student_minus_teacher, pw.eps + pw.interaction, rtol=0, atol=1e-11
     )
-    assert r.err_student - r.err_weak == pytest.approx(
-        r.eps + r.interaction, abs=1e-11
-    )
+    assert r.err_student - r.err_weak == pytest.approx(r.eps + r.interaction, abs=1e-11)
     # the misfit term is the metrics module's KL(F_w || F_sw)
     assert r.eps == pytest.approx(metrics.kl(weak, student).mean().item(), rel=1e-12)
 
@@ -296,25 +295,6 @@ def test_ece_bound_with_one_hot_truth_is_metrics_ece():
 
 
 # --------------------------------------------------------------------------- Theorem 3
-def _slsqp_mixture(weak: torch.Tensor, comps: torch.Tensor) -> float:
-    from scipy.optimize import minimize
-
-    c, lw = comps.numpy(), weak.log().numpy()
-
-    def f(a):
-        m = np.tensordot(a, c, axes=1)
-        return float((m * (np.log(m) - lw)).sum(-1).mean())
-
-    k = c.shape[0]
-    res = minimize(
-        f,
-        np.full(k, 1 / k),
-        method="SLSQP",
-        bounds=[(0, 1)] * k,
-        constraints=({"type": "eq", "fun": lambda a: a.sum() - 1},),
-        options={"ftol": 1e-14, "maxiter": 500},
-    )
-    return float(res.fun)
 
 
 def test_i_projection_is_optimal_against_slsqp():
@@ -323,7 +303,7 @@ def test_i_projection_is_optimal_against_slsqp():
         proj = B.i_projection_mixture(inst.weak, inst.components)
         assert proj.converged and proj.gap <= 1e-12
         assert proj.weights.min() >= 0 and float(proj.weights.sum()) == pytest.approx(1.0)
-        assert proj.objective <= _slsqp_mixture(inst.weak, inst.components) + 1e-10
+        assert proj.objective <= slsqp_mixture_kl(inst.weak, inst.components, "reverse") + 1e-10
         torch.testing.assert_close(
             proj.student, torch.einsum("k,knc->nc", proj.weights, inst.components)
         )
