@@ -8,15 +8,18 @@ PY=${PY:-.venv/bin/python}
 export W2S_CACHE_DIR=${W2S_CACHE_DIR:-$OUT/cache} W2S_DEVICE=cuda
 nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1
 # 1. CUDA tests of the scale work (stacked training under bf16) and the pipeline on CUDA (~1 min)
-timeout 120 $PY -m pytest -q -m cuda tests/test_scale.py tests/test_experiment.py \
+timeout 90 $PY -m pytest -q -m cuda tests/test_scale.py tests/test_experiment.py \
   > "$OUT/cuda_tests.txt" 2>&1
 # 2. batched vs one at a time, MiniLM-L6 full fine-tune, 8 and 32 runs (~2 min)
 for m in 8 32; do
-  timeout 150 $PY benchmarks/bench_batched.py --runs $m --steps 20 --batch 64 --device cuda \
+  timeout 100 $PY benchmarks/bench_batched.py --runs $m --steps 20 --batch 64 --device cuda \
     > "$OUT/bench_batched_runs$m.txt" 2>&1
 done
-# 3. as much of the gpu-preset book as fits in the rest (chapter 1 first), timed
+# 3. one grid (sarcasm, 3 teachers x 2 seeds, gpu preset sizes), loop vs stacked (~1.5 min)
+timeout 100 $PY benchmarks/bench_grid.py --preset gpu --dataset sarcasm --seeds 2 \
+  --w2s-train 3000 --device cuda > "$OUT/bench_grid.txt" 2>&1
+# 4. as much of the gpu-preset book as fits in the rest (chapter 1 first), timed
 start=$(date +%s)
-timeout 240 $PY -m w2s_utils book --only 01_pipeline --no-html --preset gpu \
+timeout 90 $PY -m w2s_utils book --only 01_pipeline --no-html --preset gpu \
   > "$OUT/book_gpu_01.txt" 2>&1
 echo "01_pipeline gpu preset: rc=$? after $(( $(date +%s) - start )) s" >> "$OUT/book_gpu_01.txt"

@@ -48,7 +48,7 @@ def grid_env(tmp_path_factory):
     return root, _write_dataset(root / "toy.jsonl")
 
 
-def _grid(dataset: str, executor=None):
+def _grid(dataset: str, executor=None, trainer: str | None = None):
     return run_grid(
         dataset,
         ["bow", "tiny-transformer"],
@@ -56,6 +56,7 @@ def _grid(dataset: str, executor=None):
         preset="test",
         progress=False,
         executor=executor,
+        trainer=trainer,
     )
 
 
@@ -220,6 +221,19 @@ def _no_dropout(model):
     return model
 
 
+def _tiny_without_dropout(monkeypatch) -> None:
+    """tiny-transformer rebuilds its network on every reset: switch dropout off in each build."""
+    from w2s_utils.engine import models as models_mod
+
+    tiny_init = models_mod._TinyEncoder.__init__
+
+    def tiny_without_dropout(self, *args, **kwargs):
+        tiny_init(self, *args, **kwargs)
+        _no_dropout(type("M", (), {"trainable_module": lambda _: self})())
+
+    monkeypatch.setattr(models_mod._TinyEncoder, "__init__", tiny_without_dropout)
+
+
 def _toy_texts(n: int = 48):
     rng = np.random.default_rng(1)
     texts = [
@@ -239,20 +253,11 @@ def _toy_texts(n: int = 48):
 def test_stacked_runs_equal_separate_runs(name, mode, extra, monkeypatch):
     from dataclasses import replace
 
-    from w2s_utils.engine import models as models_mod
     from w2s_utils.engine.batched import train_stacked
     from w2s_utils.engine.models import get_model
     from w2s_utils.engine.presets import get_preset
 
-    # tiny-transformer rebuilds its network on every reset: switch dropout off in each build
-    tiny_init = models_mod._TinyEncoder.__init__
-
-    def tiny_without_dropout(self, *args, **kwargs):
-        tiny_init(self, *args, **kwargs)
-        _no_dropout(type("M", (), {"trainable_module": lambda _: self})())
-
-    monkeypatch.setattr(models_mod._TinyEncoder, "__init__", tiny_without_dropout)
-
+    _tiny_without_dropout(monkeypatch)
     texts, y = _toy_texts()
     soft = np.stack([1 - 0.8 * y - 0.1, 0.8 * y + 0.1], 1)  # soft targets, as a student sees
     s = replace(get_preset("test").strong_settings, epochs=2, **extra)
@@ -387,6 +392,9 @@ def test_gpu_preset_is_offline_full_scale():
     assert len(p.calibration.temperatures) >= len(ci.calibration.temperatures)
     for grid in (p.calibration, p.overoptimization, p.kl):  # every chapter's grid, in full
         assert grid.datasets == () and grid.weaks == () and grid.seeds == ()
+    # gpu grids train stacked, a dataset's students (seeds x teachers) in one stack; ci loops
+    assert p.trainer == "stacked" and ci.trainer == "loop"
+    assert p.max_stack >= len(p.seeds) * len(p.ladder_weaks)
 
 
 def test_gpu_preset_uses_every_example_of_each_dataset():
@@ -480,3 +488,95 @@ def test_lock_has_what_the_scale_tests_need():
     for r in extras["cluster"]:
         req = Requirement(r)
         assert req.specifier.contains(lock[req.name], prereleases=True)
+
+
+# ---------------------------------------------------------------- stacked grids (run_grid)
+
+
+@pytest.fixture
+def without_dropout(monkeypatch):
+    """Every torch model the pipeline builds trains without dropout (then stacked == loop)."""
+    from w2s_utils.engine import experiment
+
+    _tiny_without_dropout(monkeypatch)
+    build = experiment._build
+
+    def build_without_dropout(*args):
+        model = build(*args)
+        return _no_dropout(model) if hasattr(model, "trainable_module") else model
+
+    monkeypatch.setattr(experiment, "_build", build_without_dropout)
+
+
+def _grid_as(dataset: str, trainer: str, executor=None):
+    return _grid(dataset, executor, trainer)
+
+
+def test_stacked_grid_equals_the_loop_without_dropout(grid_env, without_dropout, monkeypatch):
+    """run_grid(trainer="stacked") trains the grid's students as one stack (and the ceilings,
+    and the tiny-transformer teachers) and gives the loop's predictions to BATCHED_ATOL; its
+    entries are stored under their own keys, except the bow teachers' (no torch, no stack)."""
+    root, dataset = grid_env
+    monkeypatch.setenv("W2S_DEVICE", "cpu")
+    monkeypatch.setenv("W2S_CACHE_DIR", str(root / "loop-nodrop"))
+    loop = _grid_as(dataset, "loop")
+    monkeypatch.setenv("W2S_CACHE_DIR", str(root / "stacked"))
+    stacked = _grid_as(dataset, "stacked")
+    assert [r.config for r in loop] == [r.config for r in stacked]
+    for a, b in zip(loop, stacked, strict=True):
+        for name in ("weak", "student", "ceiling", "student_probs_train"):
+            np.testing.assert_allclose(getattr(b, name), getattr(a, name), atol=BATCHED_ATOL)
+        np.testing.assert_array_equal(a.labels, b.labels)
+    # the students differ from each other: four runs, not one run four times
+    assert np.abs(stacked[0].student - stacked[3].student).max() > 1e-3
+    metas = {}
+    for piece in _PIECES:
+        for path in (root / "stacked" / piece).glob("*.npz"):
+            _, meta = cache.load_arrays(path)
+            metas.setdefault(piece, []).append(meta)
+    assert sorted(m.get("stacked_with") for m in metas["results"]) == [4, 4, 4, 4]
+    assert sorted(m.get("stacked_with") for m in metas["ceiling_preds"]) == [2, 2]
+    assert sorted(m.get("stacked_with", 0) for m in metas["weak_preds"]) == [0, 0, 2, 2]
+    loop_names = {p: {f.name for f in (root / "loop-nodrop" / p).glob("*.npz")} for p in _PIECES}
+    stacked_names = {p: {f.name for f in (root / "stacked" / p).glob("*.npz")} for p in _PIECES}
+    assert not loop_names["results"] & stacked_names["results"]
+    assert not loop_names["ceiling_preds"] & stacked_names["ceiling_preds"]
+    assert len(loop_names["weak_preds"] & stacked_names["weak_preds"]) == 2  # the bow teachers
+    # a rerun is served from the stacked entries
+    again = _grid_as(dataset, "stacked")
+    assert all(r.cached for r in again)
+    for a, b in zip(stacked, again, strict=True):
+        np.testing.assert_array_equal(a.student, b.student)
+
+
+def test_stacked_grid_on_an_executor_sends_one_stack_per_dataset(grid_env):
+    from w2s_utils.engine.experiment import run_many
+
+    seen = []
+
+    class Recorder:
+        def submit(self, fn, configs, **kwargs):
+            seen.append((fn, [(c.seed, c.weak) for c in configs], kwargs))
+
+            class F:
+                def result(self):
+                    return list(configs)
+
+            return F()
+
+    out = _grid_as(grid_env[1], "stacked", Recorder())
+    assert len(seen) == 1
+    fn, cells, kwargs = seen[0]
+    assert fn is run_many and kwargs["trainer"] == "stacked" and kwargs["max_stack"] == 16
+    assert cells == [(0, "bow"), (0, "tiny-transformer"), (1, "bow"), (1, "tiny-transformer")]
+    assert [(c.seed, c.weak) for c in out] == cells
+
+
+def test_trainer_and_max_stack_are_checked(grid_env):
+    from w2s_utils.engine.experiment import make_config, run_many
+
+    with pytest.raises(ValueError, match="trainer='fast'"):
+        _grid_as(grid_env[1], "fast")
+    cfg = make_config(grid_env[1], "bow", preset="test")
+    with pytest.raises(ValueError, match="max_stack"):
+        run_many([cfg], max_stack=0)

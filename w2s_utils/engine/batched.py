@@ -35,6 +35,7 @@ import pandas as pd
 import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from w2s_utils.engine.losses import make_loss
 from w2s_utils.engine.models import FastDropout
@@ -362,20 +363,23 @@ def _eager_attention(model: Any):
 
     vmap has no batching rule for the fused scaled-dot-product attention kernels on every
     backend (on CPU it falls back to a loop over the runs, with a warning), while the eager
-    path is batched matmuls and a softmax. The CPU models are eager already.
+    path is batched matmuls and a softmax. The CPU models are eager already. Models that call
+    :func:`torch.nn.functional.scaled_dot_product_attention` themselves (``tiny-transformer``'s
+    ``nn.MultiheadAttention``) get its math backend, the same matmuls and softmax.
     """
     backbone = getattr(model, "backbone", None)
     cfg = getattr(backbone, "config", None)
     old = getattr(cfg, "_attn_implementation", None)
-    if (
+    swap = not (
         backbone is None
         or old in (None, "eager")
         or not hasattr(backbone, "set_attn_implementation")
-    ):
-        yield
-        return
-    backbone.set_attn_implementation("eager")
+    )
+    if swap:
+        backbone.set_attn_implementation("eager")
     try:
-        yield
+        with sdpa_kernel([SDPBackend.MATH]):
+            yield
     finally:
-        backbone.set_attn_implementation(old)
+        if swap:
+            backbone.set_attn_implementation(old)

@@ -16,6 +16,13 @@ seed) shares one ceiling) and the whole result are stored with
 :func:`~w2s_utils.engine.cache.cached_arrays` (atomic writes, verified reloads, corrupt entries
 reported and recomputed). Frozen trunk states are cached per text by
 :mod:`w2s_utils.engine.features` and shared across seeds and chapters.
+
+Trainers: :func:`run_many` (and :func:`run_grid`, which builds the grid's configs) runs many
+configs in three phases -- weak models, ceilings, students -- and trains each phase's cache
+misses one at a time (``trainer="loop"``, the reference) or stacked
+(``trainer="stacked"``: up to ``max_stack`` runs of one architecture, equal settings up to the
+seed, in one :func:`w2s_utils.engine.batched.train_stacked` program). The preset picks the
+default (``ci`` loops, ``gpu`` stacks); stacked entries have keys of their own.
 """
 
 from __future__ import annotations
@@ -35,8 +42,9 @@ import torch
 from tqdm.auto import tqdm
 
 from w2s_utils import metrics
-from w2s_utils._validate import check_seeds
+from w2s_utils._validate import check_int, check_seeds
 from w2s_utils.engine import cache, data
+from w2s_utils.engine.batched import train_stacked
 from w2s_utils.engine.data import SplitSizes
 from w2s_utils.engine.device import default_device
 from w2s_utils.engine.losses import LOSS_NAMES
@@ -45,6 +53,7 @@ from w2s_utils.engine.models import (
     MODES,
     check_model_name,
     get_model,
+    is_torch_model,
     trains_everything,
 )
 from w2s_utils.engine.presets import PRESET_NAMES, PRESETS, get_preset
@@ -57,7 +66,9 @@ __all__ = [
     "add_run_parser",
     "make_config",
     "run_experiment",
+    "TRAINERS",
     "run_grid",
+    "run_many",
     "summarize",
     "validate_config",
 ]
@@ -313,11 +324,35 @@ def _hist_frame(prefix: str, arrays: dict[str, np.ndarray]) -> pd.DataFrame:
     return df
 
 
+#: How a run's models are trained: ``"loop"`` one at a time (the reference,
+#: :func:`w2s_utils.engine.train.train_classifier`), ``"stacked"`` several runs of one
+#: architecture together (:func:`w2s_utils.engine.batched.train_stacked`). Stacked results are
+#: cached under their own keys (the key gains ``"trainer": "stacked"``): with dropout they are
+#: another draw of the same procedure, not the loop's numbers.
+TRAINERS = ("loop", "stacked")
+
+
+def _check_trainer(trainer: str) -> str:
+    if trainer not in TRAINERS:
+        raise ValueError(f"trainer={trainer!r}: must be one of {', '.join(TRAINERS)}")
+    return trainer
+
+
+def _stacks(name: str, trainer: str) -> bool:
+    """Whether ``name``'s training goes through the stacked trainer (torch models only)."""
+    return trainer == "stacked" and is_torch_model(name)
+
+
 def _piece_key(
-    cfg: ExperimentConfig, model: str, mode: str, trainable_layers: int, settings: TrainSettings
+    cfg: ExperimentConfig,
+    model: str,
+    mode: str,
+    trainable_layers: int,
+    settings: TrainSettings,
+    trainer: str = "loop",
 ) -> dict[str, Any]:
     """Cache key of a piece shared across configs (a weak model's or the ceiling's predictions)."""
-    return {
+    key = {
         **_engine_key(),
         "dataset": cfg.dataset,
         "sizes": cfg.sizes,
@@ -325,30 +360,143 @@ def _piece_key(
         "model": _model_spec(model, mode, trainable_layers),
         "settings": _skey(settings),
     }
+    if _stacks(model, trainer):
+        key["trainer"] = "stacked"
+    return key
 
 
-def _weak_piece(cfg: ExperimentConfig, splits, refresh: bool, progress: bool):
-    key = _piece_key(cfg, cfg.weak, cfg.weak_mode, cfg.weak_trainable_layers, cfg.weak_settings)
+@dataclass
+class _Job:
+    """One training whose outputs are one cache entry (a weak model, a ceiling or a student)."""
 
-    def compute():
-        model = _build(cfg.weak, cfg.weak_mode, cfg.weak_trainable_layers)
-        s = replace(cfg.weak_settings, progress=progress and cfg.weak_settings.progress)
-        tr = splits.weak_train
-        hist = model.fit(
-            tr.texts,
-            tr.labels,
-            s,
-            val=(splits.val.texts, splits.val.labels) if len(splits.val) else None,
+    key: dict[str, Any]
+    kind: str
+    what: str
+    model: tuple[str, str, int]  # name, mode, trainable layers
+    settings: TrainSettings
+    texts: Sequence[str]
+    targets: Any
+    val: tuple[Sequence[str], Any] | None
+    test: tuple[Sequence[str], Any] | None
+    #: (trained model, its history) -> the arrays to store
+    finish: Any
+
+    def stack_group(self) -> tuple[Any, ...]:
+        """Jobs with equal groups may train together: one architecture, settings equal up to
+        the seed, the same number of examples."""
+        plain = replace(self.settings, seed=0, progress=False)
+        return (self.kind, self.model, plain, len(self.texts))
+
+    def train_alone(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        model = _build(*self.model)
+        hist = model.fit(self.texts, self.targets, self.settings, val=self.val, test=self.test)
+        return self.finish(model, hist), {"what": self.what}
+
+
+def _train_jobs(
+    jobs: list[_Job], trainer: str, max_stack: int, progress: bool = False
+) -> list[dict[str, np.ndarray]]:
+    """Train ``jobs`` (all cache misses) and store each one's arrays; stacked where allowed."""
+    out: list[dict[str, np.ndarray] | None] = [None] * len(jobs)
+    groups: dict[Any, list[int]] = {}
+    for i, job in enumerate(jobs):
+        g = job.stack_group() if _stacks(job.model[0], trainer) else ("alone", i)
+        groups.setdefault(g, []).append(i)
+    chunks = [m[at : at + max_stack] for m in groups.values() for at in range(0, len(m), max_stack)]
+    what = jobs[0].what if jobs else ""
+    for chunk in tqdm(chunks, desc=f"train: {what}", disable=not progress, leave=False):
+        if not _stacks(jobs[chunk[0]].model[0], trainer):
+            (i,) = chunk
+            arrays, _ = cache.cached_arrays(
+                jobs[i].key, jobs[i].kind, jobs[i].train_alone, refresh=True
+            )
+            out[i] = arrays
+            continue
+        models = [_build(*jobs[i].model) for i in chunk]
+        hists = train_stacked(
+            models,
+            [jobs[i].texts for i in chunk],
+            [jobs[i].targets for i in chunk],
+            [jobs[i].settings for i in chunk],
+            val=[jobs[i].val for i in chunk],
+            test=[jobs[i].test for i in chunk],
         )
-        arrays = {
-            "w2s_train": model.predict_proba(splits.w2s_train.texts),
-            "val": model.predict_proba(splits.val.texts) if len(splits.val) else np.zeros((0, 2)),
-            "test": model.predict_proba(splits.test.texts),
-            **_hist_arrays("hist", hist),
-        }
-        return arrays, {"what": "weak predictions"}
+        for i, model, hist in zip(chunk, models, hists, strict=True):
+            arrays = jobs[i].finish(model, hist)
+            meta = {"what": jobs[i].what, "stacked_with": len(chunk)}
+            out[i], _ = cache.cached_arrays(
+                jobs[i].key, jobs[i].kind, lambda a=arrays, m=meta: (a, m), refresh=True
+            )
+    return out  # type: ignore[return-value]
 
-    arrays, _ = cache.cached_arrays(key, "weak_preds", compute, refresh=refresh)
+
+def _run_jobs(
+    jobs: list[_Job], trainer: str, refresh: bool, max_stack: int, progress: bool = False
+) -> list[dict[str, np.ndarray]]:
+    """Arrays of every job: verified cache hits reloaded, the misses trained (stacked where
+    ``trainer`` allows), jobs with one key (a ceiling several weak models share) done once."""
+    by_path: dict[Any, int] = {}
+    unique: list[_Job] = []
+    where = []
+    for job in jobs:
+        path = cache.cache_path(job.key, job.kind)
+        if path not in by_path:
+            by_path[path] = len(unique)
+            unique.append(job)
+        where.append(by_path[path])
+    arrays: list[dict[str, np.ndarray] | None] = [None] * len(unique)
+    misses = []
+    for u, job in enumerate(unique):
+        if not refresh and cache.cache_path(job.key, job.kind).exists():
+            # a corrupt entry is reported and this one job retrained on its own
+            arrays[u], _ = cache.cached_arrays(job.key, job.kind, job.train_alone)
+        else:
+            misses.append(u)
+    trained = _train_jobs([unique[u] for u in misses], trainer, max_stack, progress)
+    for u, a in zip(misses, trained, strict=True):
+        arrays[u] = a
+    return [arrays[w] for w in where]  # type: ignore[misc]
+
+
+def _val_pair(splits, labels: Any) -> tuple[Sequence[str], Any] | None:
+    return (splits.val.texts, labels) if len(splits.val) else None
+
+
+def _piece_job(cfg: ExperimentConfig, splits, progress: bool, trainer: str, role: str) -> _Job:
+    """The training of a shared piece: ``role="weak"`` (the weak model on the gold labels of
+    ``weak_train``; predicts ``w2s_train``, ``val``, ``test``) or ``"ceiling"`` (the strong model
+    on the gold labels of ``w2s_train``; predicts ``test``)."""
+    if role == "weak":
+        model = (cfg.weak, cfg.weak_mode, cfg.weak_trainable_layers)
+        settings, train, test, kind = cfg.weak_settings, splits.weak_train, None, "weak_preds"
+    else:
+        model = (cfg.strong, cfg.mode, cfg.trainable_layers)
+        settings, train, kind = cfg.strong_settings, splits.w2s_train, "ceiling_preds"
+        test = (splits.test.texts, splits.test.labels)
+
+    def finish(m, hist):
+        out = {}
+        if role == "weak":
+            out["w2s_train"] = m.predict_proba(splits.w2s_train.texts)
+            out["val"] = m.predict_proba(splits.val.texts) if len(splits.val) else np.zeros((0, 2))
+        return {**out, "test": m.predict_proba(splits.test.texts), **_hist_arrays("hist", hist)}
+
+    return _Job(
+        key=_piece_key(cfg, *model, settings, trainer),
+        kind=kind,
+        what="weak predictions" if role == "weak" else "strong ceiling predictions",
+        model=model,
+        settings=replace(settings, progress=progress and settings.progress),
+        texts=train.texts,
+        targets=train.labels,
+        val=_val_pair(splits, splits.val.labels),
+        test=test,
+        finish=finish,
+    )
+
+
+def _tempered(cfg: ExperimentConfig, arrays: dict[str, np.ndarray], splits):
+    """The weak model's probabilities with ``cfg.weak_temperature`` applied."""
     t = cfg.weak_temperature
     if t == 1.0:
         return arrays
@@ -362,26 +510,70 @@ def _weak_piece(cfg: ExperimentConfig, splits, refresh: bool, progress: bool):
     return {**arrays, **tempered, "temperature": np.array(float(t))}
 
 
-def _ceiling_piece(cfg: ExperimentConfig, splits, refresh: bool, progress: bool):
-    key = _piece_key(cfg, cfg.strong, cfg.mode, cfg.trainable_layers, cfg.strong_settings)
+def _student_job(
+    cfg: ExperimentConfig, splits, weak: dict, ceil: dict, progress: bool, trainer: str
+) -> _Job:
+    weak_train = weak["w2s_train"]
+    hard = cfg.label_type == "hard"
 
-    def compute():
-        model = _build(cfg.strong, cfg.mode, cfg.trainable_layers)
-        s = replace(cfg.strong_settings, progress=progress and cfg.strong_settings.progress)
-        tr = splits.w2s_train
-        hist = model.fit(
-            tr.texts,
-            tr.labels,
-            s,
-            val=(splits.val.texts, splits.val.labels) if len(splits.val) else None,
-            test=(splits.test.texts, splits.test.labels),
-        )
-        return {"test": model.predict_proba(splits.test.texts), **_hist_arrays("hist", hist)}, {
-            "what": "strong ceiling predictions"
+    def finish(student, hist):
+        ids_blob, ids_offsets = cache.pack_texts(list(splits.test.ids))
+        return {
+            "labels": np.asarray(splits.test.labels, dtype=np.int64),
+            "ids_blob": ids_blob,
+            "ids_offsets": ids_offsets,
+            "probs_weak": weak["test"],
+            "probs_ceiling": ceil["test"],
+            "probs_student": student.predict_proba(splits.test.texts),
+            "weak_labels_train": weak_train,
+            "student_probs_train": student.predict_proba(splits.w2s_train.texts),
+            "train_labels": np.asarray(splits.w2s_train.labels, dtype=np.int64),
+            "weak_labels_val": weak["val"],
+            **_hist_arrays("hist", hist),
+            **{f"weakhist__{k[6:]}": v for k, v in weak.items() if k.startswith("hist__")},
+            **{f"ceilhist__{k[6:]}": v for k, v in ceil.items() if k.startswith("hist__")},
         }
 
-    arrays, _ = cache.cached_arrays(key, "ceiling_preds", compute, refresh=refresh)
+    s = cfg.student_settings
+    return _Job(
+        key=_result_key(cfg, trainer),
+        kind="results",
+        what="weak-to-strong result",
+        model=(cfg.strong, cfg.mode, cfg.trainable_layers),
+        settings=replace(s, progress=progress and s.progress),
+        texts=splits.w2s_train.texts,
+        targets=weak_train.argmax(1) if hard else weak_train,
+        val=_val_pair(splits, weak["val"].argmax(1) if hard else weak["val"]),
+        test=(splits.test.texts, splits.test.labels),
+        finish=finish,
+    )
+
+
+def _weak_piece(cfg: ExperimentConfig, splits, refresh: bool, progress: bool):
+    """The weak model's predictions for ``cfg`` (reference loop; tempered), cached."""
+    (arrays,) = _run_jobs([_piece_job(cfg, splits, progress, "loop", "weak")], "loop", refresh, 1)
+    return _tempered(cfg, arrays, splits)
+
+
+def _ceiling_piece(cfg: ExperimentConfig, splits, refresh: bool, progress: bool):
+    """The strong ceiling's predictions for ``cfg`` (reference loop), cached."""
+    (arrays,) = _run_jobs(
+        [_piece_job(cfg, splits, progress, "loop", "ceiling")], "loop", refresh, 1
+    )
     return arrays
+
+
+def _result_key(cfg: ExperimentConfig, trainer: str = "loop") -> dict[str, Any]:
+    key = {**_engine_key(), "config": cfg}
+    # progress is a display setting: keep it out of the key
+    key = json.loads(cache.canonical_json(key))
+    for name in ("weak_settings", "strong_settings", "student_settings"):
+        key["config"][name].pop("progress", None)
+    if cfg.weak_temperature == 1.0:  # the default keeps the keys of runs made before the field
+        key["config"].pop("weak_temperature")
+    if _stacks(cfg.strong, trainer):
+        key["trainer"] = "stacked"
+    return key
 
 
 def _metrics_table(
@@ -459,63 +651,120 @@ def _result_from_arrays(cfg, arrays, seconds: float, cached: bool) -> Experiment
 
 
 def run_experiment(
-    cfg: ExperimentConfig, *, use_cache: bool = True, progress: bool = False
+    cfg: ExperimentConfig,
+    *,
+    use_cache: bool = True,
+    progress: bool = False,
+    trainer: str | None = None,
 ) -> ExperimentResult:
     """Run (or reload) one weak-to-strong experiment; see the module docstring.
 
     ``use_cache=False`` recomputes every piece (and overwrites the cache entries).
-    ``progress`` shows tqdm bars for the training loops.
+    ``progress`` shows tqdm bars for the training loops. ``trainer`` (one of :data:`TRAINERS`;
+    default: the config's preset's) picks the reference loop or the stacked trainer (here a
+    stack of one; :func:`run_grid` and :func:`run_many` stack the runs of a grid); the two have
+    separate cache entries.
     """
     validate_config(cfg)
+    return run_many([cfg], use_cache=use_cache, progress=progress, trainer=trainer)[0]
+
+
+def run_many(
+    configs: Sequence[ExperimentConfig],
+    *,
+    use_cache: bool = True,
+    progress: bool = False,
+    trainer: str | None = None,
+    max_stack: int | None = None,
+) -> list[ExperimentResult]:
+    """:func:`run_experiment` for several configs in three phases (weak models, ceilings,
+    students), each phase's cache misses trained one at a time (``trainer="loop"``) or, with
+    ``trainer="stacked"``, up to ``max_stack`` runs of one architecture at a time in one stacked
+    program (same model and settings up to the seed, same number of examples: the seeds and
+    teachers of a grid cell). Pieces shared between configs are trained once. Results come back
+    in the order of ``configs``; ``seconds`` is each result's share of the call's wall time.
+    ``trainer``/``max_stack`` default to each config's preset's (configs of presets with
+    different trainers are run trainer by trainer).
+    """
+    configs = list(configs)
+    for cfg in configs:
+        validate_config(cfg)
+    if max_stack is not None:
+        check_int(max_stack, "max_stack", minimum=1)
+    if trainer is not None:
+        _check_trainer(trainer)
+    by_trainer: dict[tuple[str, int], list[int]] = {}
+    for i, cfg in enumerate(configs):
+        p = get_preset(cfg.preset)
+        t = (trainer or p.trainer, max_stack or p.max_stack)
+        by_trainer.setdefault(t, []).append(i)
+    results: list[ExperimentResult | None] = [None] * len(configs)
+    for (t, m), idx in by_trainer.items():
+        part = _run_many([configs[i] for i in idx], use_cache, progress, t, m)
+        for i, r in zip(idx, part, strict=True):
+            results[i] = r
+    return results  # type: ignore[return-value]
+
+
+def _run_many(
+    configs: list[ExperimentConfig], use_cache: bool, progress: bool, trainer: str, max_stack: int
+) -> list[ExperimentResult]:
     t0 = time.perf_counter()
     refresh = not use_cache
-    computed = {"flag": False}
-    key = {**_engine_key(), "config": cfg}
-    # progress is a display setting: keep it out of the key
-    key = json.loads(cache.canonical_json(key))
-    for name in ("weak_settings", "strong_settings", "student_settings"):
-        key["config"][name].pop("progress", None)
-    if cfg.weak_temperature == 1.0:  # the default keeps the keys of runs made before the field
-        key["config"].pop("weak_temperature")
+    out: list[tuple[dict[str, np.ndarray], bool] | None] = [None] * len(configs)
+    todo = []
+    for i, cfg in enumerate(configs):
+        key = _result_key(cfg, trainer)
+        if not refresh and cache.cache_path(key, "results").exists():
+            one = {"computed": False}
 
-    def compute():
-        computed["flag"] = True
-        ds = data.load_texts(cfg.dataset, log=None)
-        splits = data.make_splits(ds, cfg.sizes, cfg.seed)
-        weak = _weak_piece(cfg, splits, refresh, progress)
-        ceil = _ceiling_piece(cfg, splits, refresh, progress)
-        weak_train = weak["w2s_train"]
-        targets = weak_train if cfg.label_type == "soft" else weak_train.argmax(1)
-        val_targets = weak["val"] if cfg.label_type == "soft" else weak["val"].argmax(1)
-        student = _build(cfg.strong, cfg.mode, cfg.trainable_layers)
-        s = replace(cfg.student_settings, progress=progress and cfg.student_settings.progress)
-        hist = student.fit(
-            splits.w2s_train.texts,
-            targets,
-            s,
-            val=(splits.val.texts, val_targets) if len(splits.val) else None,
-            test=(splits.test.texts, splits.test.labels),
-        )
-        ids_blob, ids_offsets = cache.pack_texts(list(splits.test.ids))
-        arrays = {
-            "labels": np.asarray(splits.test.labels, dtype=np.int64),
-            "ids_blob": ids_blob,
-            "ids_offsets": ids_offsets,
-            "probs_weak": weak["test"],
-            "probs_ceiling": ceil["test"],
-            "probs_student": student.predict_proba(splits.test.texts),
-            "weak_labels_train": weak_train,
-            "student_probs_train": student.predict_proba(splits.w2s_train.texts),
-            "train_labels": np.asarray(splits.w2s_train.labels, dtype=np.int64),
-            "weak_labels_val": weak["val"],
-            **_hist_arrays("hist", hist),
-            **{f"weakhist__{k[6:]}": v for k, v in weak.items() if k.startswith("hist__")},
-            **{f"ceilhist__{k[6:]}": v for k, v in ceil.items() if k.startswith("hist__")},
-        }
-        return arrays, {"what": "weak-to-strong result"}
+            def again(cfg=cfg, one=one):  # a corrupt entry: recompute this run on its own
+                one["computed"] = True
+                (arrays,) = _compute([cfg], refresh, progress, trainer, 1)
+                return arrays, {"what": "weak-to-strong result"}
 
-    arrays, _ = cache.cached_arrays(key, "results", compute, refresh=refresh)
-    return _result_from_arrays(cfg, arrays, time.perf_counter() - t0, not computed["flag"])
+            arrays, _ = cache.cached_arrays(key, "results", again)
+            out[i] = (arrays, not one["computed"])
+        else:
+            todo.append(i)
+    fresh = _compute([configs[i] for i in todo], refresh, progress, trainer, max_stack)
+    for i, arrays in zip(todo, fresh, strict=True):
+        out[i] = (arrays, False)
+    seconds = (time.perf_counter() - t0) / max(1, len(configs))
+    return [
+        _result_from_arrays(cfg, arrays, seconds, cached)
+        for cfg, (arrays, cached) in zip(configs, out, strict=True)  # type: ignore[misc]
+    ]
+
+
+def _compute(
+    configs: list[ExperimentConfig], refresh: bool, progress: bool, trainer: str, max_stack: int
+) -> list[dict[str, np.ndarray]]:
+    """Train (or reload the pieces of) ``configs`` and store their results."""
+    if not configs:
+        return []
+    split_cache: dict[tuple[Any, ...], Any] = {}
+
+    def splits_of(cfg: ExperimentConfig):
+        k = (cfg.dataset, cfg.sizes, cfg.seed)
+        if k not in split_cache:
+            ds = data.load_texts(cfg.dataset, log=None)
+            split_cache[k] = data.make_splits(ds, cfg.sizes, cfg.seed)
+        return split_cache[k]
+
+    splits = [splits_of(c) for c in configs]
+    pairs = list(zip(configs, splits, strict=True))
+    weak_jobs = [_piece_job(c, sp, progress, trainer, "weak") for c, sp in pairs]
+    weaks = _run_jobs(weak_jobs, trainer, refresh, max_stack, progress)
+    weaks = [_tempered(c, w, sp) for c, w, sp in zip(configs, weaks, splits, strict=True)]
+    ceil_jobs = [_piece_job(c, sp, progress, trainer, "ceiling") for c, sp in pairs]
+    ceils = _run_jobs(ceil_jobs, trainer, refresh, max_stack, progress)
+    students = [
+        _student_job(c, sp, w, ce, progress, trainer)
+        for c, sp, w, ce in zip(configs, splits, weaks, ceils, strict=True)
+    ]
+    # the results themselves are cache misses (or refreshed): train every student
+    return _run_jobs(students, trainer, True, max_stack, progress)
 
 
 def _as_list(x: str | Iterable[str] | None, default: Sequence[str]) -> list[str]:
@@ -536,9 +785,14 @@ def run_grid(
     use_cache: bool = True,
     progress: bool = True,
     executor: Any = None,
+    trainer: str | None = None,
     **overrides: Any,
 ) -> list[ExperimentResult]:
     """Run every (dataset, seed, weak) combination; ``None`` takes the preset's chapter grid.
+
+    ``trainer`` (default: the preset's; ``ci`` uses ``"loop"``, ``gpu`` ``"stacked"``): with
+    ``"stacked"`` the grid runs through :func:`run_many`, which trains the seeds and teachers of
+    a dataset together, up to the preset's ``max_stack`` runs per stack.
 
     ``seeds`` is a count (``3`` -> seeds 0, 1, 2) or an explicit list. ``overrides`` go to
     :func:`make_config`. All configs are validated before the first run. Results come back in
@@ -593,12 +847,15 @@ def run_grid(
         for s in seed_list
         for w in weak_list
     ]
+    trainer = _check_trainer(p.trainer if trainer is None else trainer)
+    if executor is None and trainer == "stacked":
+        return run_many(configs, use_cache=use_cache, trainer=trainer, max_stack=p.max_stack)
     if executor is None:
         results = []
         for cfg in tqdm(configs, desc="w2s runs", disable=not progress, leave=False):
-            results.append(run_experiment(cfg, use_cache=use_cache))
+            results.append(run_experiment(cfg, use_cache=use_cache, trainer=trainer))
         return results
-    return _run_on_executor(executor, configs, use_cache, progress)
+    return _run_on_executor(executor, configs, use_cache, progress, trainer, p.max_stack)
 
 
 _SUMMARY_METRICS = (
@@ -665,6 +922,7 @@ def _run_cli(args: argparse.Namespace) -> int:
         preset=args.preset,
         use_cache=not args.no_cache,
         progress=not args.json,
+        trainer=args.trainer,
         **overrides,
     )
     table = summarize(results)
@@ -702,6 +960,12 @@ def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=None, help="number of seeds (0..N-1)")
     p.add_argument("--loss", default=None, help=f"student loss: {', '.join(LOSS_NAMES)}")
     p.add_argument("--label-type", default=None, choices=LABEL_TYPES)
+    p.add_argument(
+        "--trainer",
+        default=None,
+        choices=TRAINERS,
+        help="loop: one run at a time; stacked: a grid's runs together (default: the preset's)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--no-cache", action="store_true", help="recompute (and overwrite) entries")
     p.set_defaults(func=_run_cli)
@@ -712,18 +976,42 @@ def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _run_on_executor(
-    executor: Any, configs: list[ExperimentConfig], use_cache: bool, progress: bool
+    executor: Any,
+    configs: list[ExperimentConfig],
+    use_cache: bool,
+    progress: bool,
+    trainer: str = "loop",
+    max_stack: int = 16,
 ) -> list[ExperimentResult]:
-    """Submit one :func:`run_experiment` per config (weak model by weak model); collect them."""
-    weak_rank = {w: r for r, w in enumerate(dict.fromkeys(c.weak for c in configs))}
-    order = sorted(range(len(configs)), key=lambda i: (weak_rank[configs[i].weak], i))
+    """Submit one :func:`run_experiment` per config (weak model by weak model), or with the
+    stacked trainer one :func:`run_many` per dataset (a worker trains that dataset's stacks);
+    collect them."""
+    if trainer == "stacked":
+        parts: dict[str, list[int]] = {}
+        for i, c in enumerate(configs):
+            parts.setdefault(c.dataset, []).append(i)
+        tasks = [
+            (
+                idx,
+                (run_many, [configs[i] for i in idx]),
+                {"trainer": trainer, "max_stack": max_stack},
+            )
+            for idx in parts.values()
+        ]
+    else:
+        weak_rank = {w: r for r, w in enumerate(dict.fromkeys(c.weak for c in configs))}
+        order = sorted(range(len(configs)), key=lambda i: (weak_rank[configs[i].weak], i))
+        tasks = [([i], (run_experiment, configs[i]), {"trainer": trainer}) for i in order]
     futures: dict[int, Any] = {}
     try:
-        for i in order:
-            futures[i] = executor.submit(run_experiment, configs[i], use_cache=use_cache)
+        for n, (_, (fn, arg), kw) in enumerate(tasks):
+            futures[n] = executor.submit(fn, arg, use_cache=use_cache, **kw)
         results: list[ExperimentResult | None] = [None] * len(configs)
-        for i in tqdm(order, desc="w2s runs", disable=not progress, leave=False):
-            results[i] = futures[i].result()
+        for n in tqdm(range(len(tasks)), desc="w2s runs", disable=not progress, leave=False):
+            got = futures[n].result()
+            idx = tasks[n][0]
+            for i, r in zip(idx, got if trainer == "stacked" else [got], strict=True):
+                results[i] = r
     except BaseException:
         for f in futures.values():
             cancel = getattr(f, "cancel", None)

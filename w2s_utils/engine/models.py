@@ -45,6 +45,7 @@ __all__ = [
     "ModelSpec",
     "describe_model",
     "trains_everything",
+    "is_torch_model",
     "MODES",
     "Classifier",
     "TorchClassifier",
@@ -70,6 +71,8 @@ class ModelSpec:
     pretrained: bool
     trains_everything: bool
     layers: int | None = None
+    #: a torch model (trains with the engine's loops, stacks with others of its architecture)
+    torch: bool = True
 
 
 _MINILM = "all-MiniLM-L6-v2"
@@ -77,7 +80,7 @@ _MINILM = "all-MiniLM-L6-v2"
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
-        ModelSpec("bow", "TF-IDF (1-2-gram) logistic regression", False, True),
+        ModelSpec("bow", "TF-IDF (1-2-gram) logistic regression", False, True, torch=False),
         ModelSpec(
             "tiny-transformer", "2-layer transformer (d = 128) trained from scratch", False, True
         ),
@@ -98,6 +101,11 @@ def describe_model(name: str) -> str:
 def trains_everything(name: str) -> bool:
     """Whether ``name`` has no trunk to freeze (``mode``/``trainable_layers`` do not apply)."""
     return name in MODELS and MODELS[name].trains_everything
+
+
+def is_torch_model(name: str) -> bool:
+    """Whether ``name`` is a torch classifier (a registered one, or a Hugging Face name/path)."""
+    return MODELS[name].torch if name in MODELS else True
 
 
 #: Training modes of the transformer classifiers.

@@ -203,6 +203,10 @@ class Preset:
     kl: KLGrid = KLGrid()
     #: per-dataset split sizes ((dataset, SplitSizes), ...) where one ``sizes`` does not fit all
     dataset_sizes: tuple[tuple[str, SplitSizes], ...] = ()
+    #: how grids train: ``"loop"`` one run at a time (the reference), ``"stacked"`` up to
+    #: ``max_stack`` runs of one architecture together (:mod:`w2s_utils.engine.batched`)
+    trainer: str = "loop"
+    max_stack: int = 16
 
     def weak_settings_for(self, weak: str) -> TrainSettings:
         """Training settings of weak model ``weak`` (from-scratch models get their own)."""
@@ -369,6 +373,10 @@ _GPU = Preset(
         ("rotten_tomatoes", SplitSizes(weak_train=3000, w2s_train=5000, val=500, test=2200)),
         ("quartz", SplitSizes(weak_train=2000, w2s_train=3600, val=400, test=1600)),
     ),
+    # the 5 seeds x 3 teachers of a dataset train as one stack of 15 students (and 5 ceilings,
+    # 5 weak models per teacher); MiniLM-L6 in full: ~15 x 0.4 GB of weights, grads and moments
+    trainer="stacked",
+    max_stack=15,
 )
 
 _TEST_SETTINGS = TrainSettings(
