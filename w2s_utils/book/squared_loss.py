@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from w2s_utils import theory
-from w2s_utils.metrics import seeds_and_test_interval
+from w2s_utils.metrics import bootstrap_ci, seeds_and_test_interval
 
 __all__ = [
     "REFERENCE_TIMING",
@@ -61,7 +61,8 @@ def reference_extrapolation(
 
 def synthetic_summary(table: pd.DataFrame) -> pd.DataFrame:
     """Per strong representation: tasks, the share with gain >= misfit, the share with gain > 0,
-    the median ratio gain / misfit, medians of the relative
+    the median ratio gain / misfit (with ``ratio_lo``/``ratio_hi``, its 95% percentile bootstrap
+    interval over tasks), medians of the relative
     gap ``(gain - misfit) / misfit``, of ``misfit / Var F*`` and ``gain / Var F*``, the ceiling's
     relative error (how far ``F*`` is from the strong class), and the largest train-sample
     ``|gain - misfit| / Var F*`` (0 up to rounding when the class contains ``F*``), and the share
@@ -77,7 +78,7 @@ def synthetic_summary(table: pd.DataFrame) -> pd.DataFrame:
         train_rel=table.train_slack.abs() / table.var_target,
         agnostic_gap=table.gain - (table.misfit - 2 * np.sqrt(table.misfit * table.err_ceiling)),
     )
-    return t.groupby("strong", sort=False).agg(
+    out = t.groupby("strong", sort=False).agg(
         tasks=("task", "size"),
         above=("rel_gap", lambda r: float((r >= 0).mean())),
         gain_positive=("gain_rel", lambda r: float((r > 0).mean())),
@@ -90,6 +91,10 @@ def synthetic_summary(table: pd.DataFrame) -> pd.DataFrame:
         train_rel_max=("train_rel", "max"),
         agnostic_above=("agnostic_gap", lambda r: float((r >= 0).mean())),
     )
+    for name, grp in t.groupby("strong", sort=False):
+        iv = bootstrap_ci(lambda r: r.median(-1).values, grp.ratio.to_numpy(), n_resamples=2000)
+        out.loc[name, "ratio_lo"], out.loc[name, "ratio_hi"] = iv.lo, iv.hi
+    return out
 
 
 def text_summary(
