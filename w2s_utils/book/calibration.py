@@ -34,6 +34,7 @@ __all__ = [
     "fast_ece",
     "fitted_temperature",
     "interval",
+    "interval_note",
     "make_bootstrap",
     "paired_difference",
     "metric_draws",
@@ -285,6 +286,16 @@ def pooled_reliability(results: Sequence[Any], role: str, n_bins: int = 10) -> m
 def temperature_label(t: float | str) -> str:
     """``"T = 0.5"`` for a number, ``"fitted T"`` for ``"fit"``."""
     return "fitted T" if t == "fit" else f"T = {float(t):g}"
+
+
+def interval_note(n_seeds: int) -> str:
+    """What the part-2 intervals hold, for the chapter's text (one seed or several)."""
+    if n_seeds == 1:
+        return (
+            "hold the test set's sampling error but not the training noise (one training "
+            "seed), so read them as a lower bound on the uncertainty"
+        )
+    return f"resample the test examples and the {n_seeds} training seeds together"
 
 
 def temperature_sweep(
