@@ -278,3 +278,15 @@ def test_atomic_write_failure_leaves_nothing(tmp_path):
         C.atomic_write(target, bad)
     assert not target.exists()
     assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+
+
+def test_lookup_hit_miss_and_corrupt():
+    """lookup: None on a miss, the verified arrays on a hit, None (reported) on a bad file."""
+    key = {"what": "lookup", "n": 3}
+    assert C.lookup(key, "unit") is None
+    C.cached_arrays(key, "unit", lambda: ({"a": np.arange(3)}, {}))
+    np.testing.assert_array_equal(C.lookup(key, "unit")["a"], np.arange(3))
+    C.cache_path(key, "unit").write_bytes(b"garbage")
+    said = []
+    assert C.lookup(key, "unit", log=said.append) is None
+    assert len(said) == 1 and str(C.cache_path(key, "unit")) in said[0]

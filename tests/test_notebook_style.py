@@ -2,8 +2,8 @@
 
 Every notebook in ``notebooks/``: code cells of at most 15 code lines (blank lines and comments do
 not count) with a median of at most 8, no line wider than 88 characters, no function or class
-defined in a notebook (except a cell tagged ``teaching-version``: a short hand-written version of a
-library function, followed at once by the tested library call), and no stored outputs.
+defined in a notebook (a chapter that shows a computation by hand writes it inline), and no stored
+outputs.
 """
 
 from __future__ import annotations
@@ -65,8 +65,6 @@ def test_no_line_wider_than_the_page(path):
 def test_no_helpers_defined_in_notebooks(path):
     found = []
     for i, c in enumerate(code_cells(path)):
-        if "teaching-version" in c.get("metadata", {}).get("tags", []):
-            continue
         src = "\n".join(
             ln for ln in source(c).splitlines() if not ln.lstrip().startswith(("%", "!"))
         )

@@ -580,3 +580,19 @@ def test_trainer_and_max_stack_are_checked(grid_env):
     cfg = make_config(grid_env[1], "bow", preset="test")
     with pytest.raises(ValueError, match="max_stack"):
         run_many([cfg], max_stack=0)
+
+
+def test_a_corrupt_stacked_entry_is_retrained_stacked(grid_env, without_dropout, monkeypatch):
+    """A damaged stacked result is reported, retrained as a stack of one and stored again."""
+    root, dataset = grid_env
+    monkeypatch.setenv("W2S_DEVICE", "cpu")
+    monkeypatch.setenv("W2S_CACHE_DIR", str(root / "stacked-corrupt"))
+    first = _grid_as(dataset, "stacked")
+    path = sorted((root / "stacked-corrupt" / "results").glob("*.npz"))[0]
+    path.write_bytes(b"not an npz file")
+    again = _grid_as(dataset, "stacked")
+    assert sum(not r.cached for r in again) == 1
+    _, meta = cache.load_arrays(path)
+    assert meta["stacked_with"] == 1
+    for a, b in zip(first, again, strict=True):
+        np.testing.assert_allclose(b.student, a.student, atol=BATCHED_ATOL)

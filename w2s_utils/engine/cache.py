@@ -398,6 +398,32 @@ def cache_path(key: Any, kind: str) -> Path:
     return cache_dir(kind) / f"{config_hash(_full_key(key, kind))}.npz"
 
 
+def _load(key: Any, kind: str, log: Callable[[str], None] | None):
+    """``(arrays, meta)`` of a verified hit, else ``None`` (a corrupt or stale file reported)."""
+    path = cache_path(key, kind)
+    if not path.exists():
+        return None
+    try:
+        arrays, meta = load_arrays(path, expect_meta={_KEY_META: _full_key(key, kind)})
+        meta.pop(_KEY_META, None)
+        return arrays, meta
+    except CacheCorruptError as e:
+        if log is not None:
+            log(f"[w2s_utils.engine.cache] {e.reason}: {path}; recomputing")
+    except FileNotFoundError:  # removed concurrently
+        pass
+    return None
+
+
+def lookup(
+    key: Any, kind: str, *, log: Callable[[str], None] | None = notice
+) -> dict[str, np.ndarray] | None:
+    """The arrays stored for ``key`` in ``kind``, verified; ``None`` on a miss. A corrupt or
+    stale file is reported through ``log`` (naming it) and counts as a miss."""
+    hit = _load(key, kind, log)
+    return None if hit is None else hit[0]
+
+
 def cached_arrays(
     key: Any,
     kind: str,
@@ -413,18 +439,10 @@ def cached_arrays(
     saved atomically. The key includes :func:`versions_that_matter`. ``refresh=True`` recomputes
     unconditionally.
     """
-    full = _full_key(key, kind)
-    path = cache_path(key, kind)
-    if not refresh and path.exists():
-        try:
-            arrays, meta = load_arrays(path, expect_meta={_KEY_META: full})
-            meta.pop(_KEY_META, None)
-            return arrays, meta
-        except CacheCorruptError as e:
-            if log is not None:
-                log(f"[w2s_utils.engine.cache] {e.reason}: {path}; recomputing")
-        except FileNotFoundError:  # removed concurrently
-            pass
+    hit = None if refresh else _load(key, kind, log)
+    if hit is not None:
+        return hit
+    full, path = _full_key(key, kind), cache_path(key, kind)
     arrays, meta = compute()
     arrays = {k: np.asarray(v) for k, v in arrays.items()}
     meta = dict(meta)

@@ -447,10 +447,9 @@ def _run_jobs(
     arrays: list[dict[str, np.ndarray] | None] = [None] * len(unique)
     misses = []
     for u, job in enumerate(unique):
-        if not refresh and cache.cache_path(job.key, job.kind).exists():
-            # a corrupt entry is reported and this one job retrained on its own
-            arrays[u], _ = cache.cached_arrays(job.key, job.kind, job.train_alone)
-        else:
+        # a corrupt entry is reported and counts as a miss (retrained with the others)
+        arrays[u] = None if refresh else cache.lookup(job.key, job.kind)
+        if arrays[u] is None:
             misses.append(u)
     trained = _train_jobs([unique[u] for u in misses], trainer, max_stack, progress)
     for u, a in zip(misses, trained, strict=True):
@@ -714,19 +713,12 @@ def _run_many(
     out: list[tuple[dict[str, np.ndarray], bool] | None] = [None] * len(configs)
     todo = []
     for i, cfg in enumerate(configs):
-        key = _result_key(cfg, trainer)
-        if not refresh and cache.cache_path(key, "results").exists():
-            one = {"computed": False}
-
-            def again(cfg=cfg, one=one):  # a corrupt entry: recompute this run on its own
-                one["computed"] = True
-                (arrays,) = _compute([cfg], refresh, progress, trainer, 1)
-                return arrays, {"what": "weak-to-strong result"}
-
-            arrays, _ = cache.cached_arrays(key, "results", again)
-            out[i] = (arrays, not one["computed"])
-        else:
+        # a corrupt entry is reported and counts as a miss
+        arrays = None if refresh else cache.lookup(_result_key(cfg, trainer), "results")
+        if arrays is None:
             todo.append(i)
+        else:
+            out[i] = (arrays, True)
     fresh = _compute([configs[i] for i in todo], refresh, progress, trainer, max_stack)
     for i, arrays in zip(todo, fresh, strict=True):
         out[i] = (arrays, False)
