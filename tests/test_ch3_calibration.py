@@ -158,14 +158,15 @@ def test_binned_ece_escape(delta):
 
 
 # --------------------------------------------------------------------------- the pipeline field
-# sha256 of the result cache key of two default configs, computed with the code before the
-# weak_temperature field existed: the default must keep chapters 1-2's cached runs.
+# sha256 of the result cache key of two default configs (engine version 3: canonical test order,
+# inputs keyed by content, the ci preset's eval_test=False). A new config field at its default
+# must keep these keys, so that every chapter's cached runs stay valid.
 _GOLDEN_KEYS = {
     ("sarcasm", "bow", 0, "soft"): (
-        "625a235332ab21f9ecb560ecacbf616ebf82320cba53fddc0e6ced4eef465666"
+        "860c3ec789b58ee0f0be6ca71f31a0e485d8b931e71ddbf9496ea3af3735ec8d"
     ),
     ("rotten_tomatoes", "minilm-l1", 2, "hard"): (
-        "262b9b8523a63acee9f623741bb30eeeaf749d3b3a27df8f0353b387735684cf"
+        "2d372282740887c6505fd453641fcaf11eb700ae733f0741c3db83507e7922cc"
     ),
 }
 
@@ -271,19 +272,6 @@ def test_fast_ece_matches_metrics_and_torchmetrics(seed, n, k):
         pt, yt = torch.tensor(p[ii]), torch.tensor(y[ii])
         assert got[r] == pytest.approx(metrics.ece(pt, yt), abs=1e-12)
         assert got[r] == pytest.approx(float(multiclass_calibration_error(pt, yt, k, 15)), abs=1e-6)
-
-
-def test_interval_of_a_mean_matches_seeds_and_test_interval(rng):
-    n, s = 800, 3
-    v = rng.normal(0.1, 1.0, size=(s, n))
-    boot = bc.make_bootstrap(n, s, 2000, seed=1)
-    draws = np.stack([v[i][boot.idx].mean(1) for i in range(s)])
-    ours = bc.interval(boot, v.mean(1), draws)
-    ref = metrics.seeds_and_test_interval(v, n_resamples=2000)
-    assert ours.point == pytest.approx(ref.point)
-    assert ours.lo == pytest.approx(ref.lo, abs=0.03) and ours.hi == pytest.approx(ref.hi, abs=0.03)
-    with pytest.raises(ValueError):
-        bc.make_bootstrap(0, 1)
 
 
 def _fake_runs(rng, n=300, seeds=(0, 1), weak="bow", t=1.0):

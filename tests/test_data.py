@@ -116,6 +116,26 @@ def test_test_split_fixed_across_seeds_and_nested():
     assert set(small) <= next(iter(tests))
 
 
+def test_test_split_in_one_canonical_order_for_every_seed():
+    """Every seed holds the same test examples in the same order (sorted by id), so per-example
+    arrays of different seeds line up position by position; the other splits stay shuffled."""
+    ds = _synthetic()
+    orders = [D.make_splits(ds, SIZES, seed=s).test for s in range(4)]
+    for t in orders:
+        assert list(t.ids) == sorted(t.ids) == list(orders[0].ids)
+        assert t.labels.tolist() == orders[0].labels.tolist()
+        assert list(t.texts) == list(orders[0].texts)
+    w = D.make_splits(ds, SIZES, seed=0).weak_train.ids
+    assert list(w) != sorted(w)
+
+
+def test_test_split_depends_on_content_not_on_the_name():
+    a = D.make_splits(_synthetic(name="one.jsonl"), SIZES, seed=0)
+    b = D.make_splits(_synthetic(name="renamed.jsonl"), SIZES, seed=0)
+    for name in a.as_dict():
+        assert a.as_dict()[name].ids == b.as_dict()[name].ids
+
+
 def test_splits_independent_of_input_order():
     ds = _synthetic()
     perm = np.random.default_rng(1).permutation(len(ds))

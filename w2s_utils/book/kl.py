@@ -430,7 +430,7 @@ def loss_comparison(
     rows = []
     for (ds, weak, loss), rs in groups.items():
         a = _per_example(_aligned(rs))
-        kw = {"n_resamples": n_resamples, "level": level}
+        kw = {"level": level}
         ivs = {
             "weak_acc": metrics.seeds_and_test_interval(a["c_weak"], **kw),
             "student_acc": metrics.seeds_and_test_interval(a["c_student"], **kw),
@@ -491,7 +491,7 @@ def paired_accuracy_difference(
         cells.setdefault(key(r)[:2], []).append(diff)
     rows = []
     for (ds, weak), diffs in cells.items():
-        iv = metrics.seeds_and_test_interval(np.stack(diffs), n_resamples=n_resamples)
+        iv = metrics.seeds_and_test_interval(np.stack(diffs))
         rows.append(
             {
                 "dataset": ds,

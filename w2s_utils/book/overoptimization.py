@@ -102,7 +102,7 @@ def _groups(trajectories: Sequence[Trajectory], remedy: str) -> dict[tuple, list
 
 
 def _interval(values: np.ndarray, n_resamples: int, seed: int) -> metrics.Interval:
-    return metrics.seeds_and_test_interval(values, n_resamples=n_resamples, seed=seed)
+    return metrics.seeds_and_test_interval(values)
 
 
 def mean_curves(

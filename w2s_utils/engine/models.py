@@ -34,6 +34,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from w2s_utils.engine.cache import content_fingerprint
 from w2s_utils.engine.data import hub_offline
 from w2s_utils.engine.device import default_device
 from w2s_utils.engine.features import TextFeatureStore
@@ -54,6 +55,7 @@ __all__ = [
     "HFClassifier",
     "get_model",
     "minilm_path",
+    "model_identity",
 ]
 
 
@@ -566,7 +568,9 @@ class HFClassifier(TorchClassifier):
     def _namespace(self, what: str) -> dict[str, Any]:
         return {
             "what": what,
-            "source": self.source if not Path(self.source).is_dir() else str(Path(self.source)),
+            "source": (
+                self.source if not Path(self.source).is_dir() else model_identity(self.source)
+            ),
             "name": self.name,
             "layer": self.frozen if what == "trunk" else self.n_layers,
             "max_length": self.max_length,
@@ -846,6 +850,15 @@ def get_model(
         f"model {name!r} is unknown; valid names: {', '.join(MODEL_NAMES)}, an existing local "
         f"folder, or a Hugging Face name such as {', '.join(HUB_EXAMPLES[:3])}"
     )
+
+
+def model_identity(name: str) -> dict[str, Any]:
+    """What a cache key holds for a model: a registered or hub name as it is, a local folder by
+    the sha256 of its files (:func:`w2s_utils.engine.cache.content_fingerprint`): replacing the
+    weights in a folder gives a new key, the same weights in another folder the same one."""
+    if name not in MODEL_NAMES and Path(name).expanduser().is_dir():
+        return {"local_sha256": content_fingerprint(name)}
+    return {"name": name}
 
 
 def is_hub_like(name: str) -> bool:

@@ -47,6 +47,10 @@ class TrainSettings:
     weak (training-signal) labels of the validation split, after ``patience`` evaluations without
     improvement. ``bf16`` autocasts on CUDA only. ``train_eps_max`` caps how many training
     examples the per-evaluation objective eps = E KL(target || student) is computed on (0: skip).
+    ``eval_test`` records the gold test metrics (``test_acc``, ``test_ce``) at every evaluation
+    when the caller passes a test set; off, the pipeline passes none and predicts the test set
+    once, after training (one test-set pass per run instead of one per evaluation, and the same
+    final predictions).
     """
 
     epochs: float = 2.0
@@ -64,6 +68,7 @@ class TrainSettings:
     bf16: bool = True
     eval_batch_size: int = 256
     train_eps_max: int = 1000
+    eval_test: bool = True
     progress: bool = True
 
     def __post_init__(self) -> None:

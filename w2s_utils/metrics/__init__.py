@@ -36,10 +36,12 @@ from w2s_utils.metrics.divergences import (
 )
 from w2s_utils.metrics.intervals import (
     Interval,
+    SeedsTestInterval,
     across_seeds,
     bootstrap_ci,
     seed_interval,
     seeds_and_test_interval,
+    seeds_and_test_statistic,
 )
 from w2s_utils.metrics.w2s import (
     MISFIT_KINDS,
@@ -75,6 +77,8 @@ __all__ = [
     "reliability",
     "seed_interval",
     "seeds_and_test_interval",
+    "seeds_and_test_statistic",
+    "SeedsTestInterval",
     "smooth_ce",
     "tv",
 ]
