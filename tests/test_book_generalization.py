@@ -214,13 +214,15 @@ def test_group_means_clip_table_and_lm_glue(runs):
 
 
 def _fake_paired(groups: pd.DataFrame) -> pd.DataFrame:
+    """A paired table (gain convention) whose ΔCE = -gain and accuracy gain read the same."""
     out = groups[["dataset", "weak"]].copy()
-    for q in ("err_change", "acc_gain"):
-        out[q] = [0.02, -0.03, 0.01, 0.0]
-        out[f"{q}_lo"] = [0.01, -0.05, -0.01, -0.02]
-        out[f"{q}_hi"] = [0.03, -0.01, 0.03, 0.02]
-        out[f"{q}_seed_lo"] = [0.015, -0.04, 0.005, -0.01]
-        out[f"{q}_seed_hi"] = [0.025, -0.02, 0.015, 0.01]
+    for q, sign in (("gain", -1.0), ("acc_gain", 1.0)):
+        out[q] = sign * np.array([0.02, -0.03, 0.01, 0.0])
+        lo, hi = ("hi", "lo") if sign < 0 else ("lo", "hi")
+        out[f"{q}_{lo}"] = sign * np.array([0.01, -0.05, -0.01, -0.02])
+        out[f"{q}_{hi}"] = sign * np.array([0.03, -0.01, 0.03, 0.02])
+        out[f"{q}_seed_{lo}"] = sign * np.array([0.015, -0.04, 0.005, -0.01])
+        out[f"{q}_seed_{hi}"] = sign * np.array([0.025, -0.02, 0.015, 0.01])
     return out
 
 
@@ -246,9 +248,9 @@ def test_statistics_table_and_glue_name_the_lost_claims(runs):
 
 def test_correlation_glue_against_numpy():
     rng = np.random.default_rng(1)
-    per_run = pd.DataFrame({"eps": rng.uniform(0, 1, 12), "err_change": rng.normal(size=12)})
+    per_run = pd.DataFrame({"eps": rng.uniform(0, 1, 12), "gain": rng.normal(size=12)})
     glued = gen.correlation_glue(per_run, n_permutations=200)
-    eps, ch = per_run.eps.to_numpy(), per_run.err_change.to_numpy()
+    eps, ch = per_run.eps.to_numpy(), -per_run.gain.to_numpy()  # the text's ΔCE = -gain
     assert glued["corr_eps_change"] == pytest.approx(np.corrcoef(eps, ch)[0, 1])
     assert glued["corr_eps_iota"] == pytest.approx(np.corrcoef(eps, ch - eps)[0, 1])
     assert -1 <= glued["corr_eps_iota_perm"] < 0  # iota = change - eps: negative by construction

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from scipy.optimize import minimize_scalar
 from torchmetrics.functional.classification import multiclass_calibration_error
 
-from w2s_utils import metrics, theory
+from w2s_utils import analysis, metrics, theory
 from w2s_utils.book import calibration as bc
 from w2s_utils.engine import cache, data
 from w2s_utils.engine import experiment as ex
@@ -288,7 +288,12 @@ def _fake_runs(rng, n=300, seeds=(0, 1), weak="bow", t=1.0):
         cfg = SimpleNamespace(dataset="toy", weak=weak, seed=s, weak_temperature=t)
         runs.append(
             SimpleNamespace(
-                config=cfg, labels=y, weak=two(pw), student=two(psw), ceiling=two(truth)
+                config=cfg,
+                labels=y,
+                ids=[f"t{i}" for i in range(n)],
+                weak=two(pw),
+                student=two(psw),
+                ceiling=two(truth),
             )
         )
     return runs
@@ -296,22 +301,23 @@ def _fake_runs(rng, n=300, seeds=(0, 1), weak="bow", t=1.0):
 
 def test_chapter_tables_on_toy_runs(rng):
     runs = _fake_runs(rng) + _fake_runs(rng, weak="other")
-    table, d = bc.calibration_table(runs, n_resamples=30)
+    table = analysis.calibration_table(runs, n_resamples=30)
     assert set(table.role) == {"weak", "student", "ceiling"}
-    assert set(table.metric) == set(bc.CALIBRATION_METRICS)
+    assert set(table.metric) == set(analysis.CALIBRATION_METRICS)
     assert (table.lo <= table.hi).all()
     row = table[(table.weak == "bow") & (table.role == "weak") & (table.metric == "smooth_ce")]
     expected = np.mean([metrics.smooth_ce(r.weak[:, 1], r.labels) for r in runs[:2]])
     assert float(row.value.iloc[0]) == pytest.approx(expected)
-    per_run, pairs = bc.calibration_change(runs, d)
+    per_run, pairs = analysis.calibration_change(runs, n_resamples=30)
     assert per_run.holds.all() and pairs.all_hold.all() and len(pairs) == 2
     assert (per_run.smce_change.abs() <= per_run.bound_abs + 1e-12).all()
-    rel = bc.pooled_reliability(runs[:2], "student")
+    rel = analysis.pooled_reliability(runs[:2], "student")
     assert float(rel.count.sum()) == 2 * len(runs[0].labels)
-    sweep = bc.temperature_sweep({1.0: runs[:2], "fit": runs[2:]}, n_resamples=20)
+    sweep = analysis.temperature_sweep({1.0: runs[:2], "fit": runs[2:]}, n_resamples=20)
     assert set(sweep.temperature) == {"T = 1", "fitted T"}
     assert set(sweep.role) == {"weak", "student", "change"}
-    assert bc.temperature_label(0.5) == "T = 0.5" and bc.temperature_label("fit") == "fitted T"
+    assert analysis.temperature_label(0.5) == "T = 0.5"
+    assert analysis.temperature_label("fit") == "fitted T"
 
 
 def test_random_checks_hold():
@@ -326,13 +332,13 @@ def test_fitted_temperature_is_read_back(rng):
     base = SimpleNamespace(weak_labels_train=np.stack([1 - p, p], 1))
     q = metrics.apply_temperature(torch.tensor(p), 1.7).numpy()
     fitted = SimpleNamespace(weak_labels_train=np.stack([1 - q, q], 1))
-    assert bc.fitted_temperature(base, fitted) == pytest.approx(1.7, rel=1e-9)
+    assert analysis.fitted_temperature(base, fitted) == pytest.approx(1.7, rel=1e-9)
 
 
 def test_paired_difference(rng):
     a, b = _fake_runs(rng, seeds=(0, 1, 2)), None
     b = [SimpleNamespace(**{**vars(r), "student": r.weak}) for r in a]  # student = teacher
-    d = bc.paired_difference(a, b, "student", "smooth_ce", n_resamples=30)
+    d = analysis.paired_difference(a, b, "student", "smooth_ce", n_resamples=30)
     expected = np.mean(
         [
             metrics.smooth_ce(r.student[:, 1], r.labels) - metrics.smooth_ce(r.weak[:, 1], r.labels)
@@ -340,18 +346,7 @@ def test_paired_difference(rng):
         ]
     )
     assert d.point == pytest.approx(expected) and d.lo <= d.hi
-    same = bc.paired_difference(a, a, "student", "accuracy", n_resamples=30)
+    same = analysis.paired_difference(a, a, "student", "accuracy", n_resamples=30)
     assert same.point == 0 and same.lo == 0 and same.hi == 0
     with pytest.raises(ValueError, match="seeds"):
-        bc.paired_difference(a, a[:2], "student", "ece")
-
-
-def test_interval_kinds(rng):
-    boot = bc.make_bootstrap(100, 2, 50, seed=0)
-    draws = rng.normal(1.0, 0.1, size=(2, 50)) + 0.5  # draws biased upward of the point
-    pct = bc.interval(boot, np.array([1.0, 1.0]), draws)
-    basic = bc.interval(boot, np.array([1.0, 1.0]), draws, kind="basic")
-    assert pct.lo > 1.0 and basic.hi < 1.0  # the two ways a biased statistic shows
-    assert basic.lo == pytest.approx(2.0 - pct.hi) and basic.hi == pytest.approx(2.0 - pct.lo)
-    with pytest.raises(ValueError, match="kind"):
-        bc.interval(boot, np.ones(2), draws, kind="bca")
+        analysis.paired_difference(a, a[:2], "student", "ece")

@@ -13,7 +13,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from w2s_utils import metrics
+from w2s_utils import analysis, metrics
 from w2s_utils import theory as T
 from w2s_utils.book import overoptimization as bo
 from w2s_utils.engine import data, losses
@@ -231,14 +231,14 @@ def test_remedies_and_book_tables(isolated):
     assert not np.allclose(trajs[0].students, trajs[1].students)
     curves = bo.curve_frame(trajs)
     assert set(curves["remedy"]) == {t.config.remedy for t in trajs} and len(curves) == 9
-    table = bo.remedy_table(trajs, "test", n_resamples=200)
+    table = bo.remedy_table(trajs, "test")
     assert "oracle (gold labels)" in set(table["method"])
     assert {"acc_student", "acc_student_lo", "ce_gain", "ece", "pgr"} <= set(table.columns)
     # the oracle picks the long run's best step: no rule read off that run can beat it
     t = table.set_index("method")
     long_rows = ["long run, last step", "weak-label early stopping", "fixed budget (1 epochs)"]
     assert t.loc["oracle (gold labels)", "acc_student"] >= t.loc[long_rows, "acc_student"].max()
-    mean = bo.mean_curves(trajs, n_resamples=200)
+    mean = analysis.mean_curves(trajs)
     assert {"acc_gain_lo", "gain_hi", "room"} <= set(mean.columns)
     fig = bo.plot_curves(mean)
     assert len(fig.axes) == 4
@@ -248,12 +248,12 @@ def test_remedies_and_book_tables(isolated):
     assert len(fig.axes) >= 1
     checks = bo.room_checks(trajs)
     assert checks["holds"].all() and len(checks) == len(trajs)
-    diffs = bo.remedy_differences(trajs, "test", n_resamples=200)
+    diffs = bo.remedy_differences(trajs, "test")
     assert set(diffs["method"]) == set(table["method"]) - {"long run, last step"}
     hard = diffs.set_index("method").loc["hard labels"]
     ref = t.loc["long run, last step", "acc_student"]
     assert hard["d_acc"] == pytest.approx(t.loc["hard labels", "acc_student"] - ref)
-    peaks = bo.peak_table(trajs, n_resamples=200)
+    peaks = analysis.peak_table(trajs)
     assert peaks["acc_drop"].iloc[0] == pytest.approx(
         peaks["acc_gain_peak"].iloc[0] - peaks["acc_gain_end"].iloc[0]
     )
@@ -283,28 +283,3 @@ def test_random_trajectory_instance():
     torch.testing.assert_close(students.sum(-1), torch.ones(5, 12, dtype=torch.float64))
     with pytest.raises(ValueError, match="steps"):
         T.random_trajectory(0, steps=1)
-
-
-def _toy_trajectory(seed: int, order: np.ndarray) -> tj.Trajectory:
-    rng = np.random.default_rng(seed)
-    n = len(order)
-    ids = [f"id{i}" for i in order]
-    probs = lambda: rng.dirichlet([1, 1], size=n)  # noqa: E731
-    cfg = tj.make_trajectory_config("sarcasm", "bow", seed, "test")
-    hist = pd.DataFrame({"epoch": [1.0, 2.0], "test_acc": [0.5, 0.6], "val_loss": [0.7, 0.6]})
-    students = np.stack([probs(), probs()]).astype(np.float32)
-    labels = rng.integers(0, 2, n)
-    return tj.Trajectory(cfg, hist, labels, ids, probs(), probs(), students)
-
-
-def test_align_keeps_the_shared_examples_in_one_order():
-    a = _toy_trajectory(0, np.arange(10))
-    b = _toy_trajectory(1, np.array([9, 7, 5, 3, 1, 11, 12, 13, 0, 2]))
-    out = bo.align([a, b])
-    assert out[0].ids == out[1].ids == [f"id{i}" for i in (0, 1, 2, 3, 5, 7, 9)]
-    for orig, new in zip((a, b), out, strict=True):
-        pos = {i: k for k, i in enumerate(orig.ids)}
-        for k, i in enumerate(new.ids):
-            assert new.labels[k] == orig.labels[pos[i]]
-            np.testing.assert_array_equal(new.students[:, k], orig.students[:, pos[i]])
-            np.testing.assert_array_equal(new.weak[k], orig.weak[pos[i]])

@@ -15,8 +15,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy.special import rel_entr
 
-from w2s_utils import metrics, theory
+from w2s_utils import analysis, metrics, theory
 from w2s_utils.book import kl as book_kl
+from w2s_utils.engine import planted_mixture as pm
 from w2s_utils.engine.presets import KLGrid, get_preset
 from w2s_utils.theory.instances import charikar_instance, mixture_instance
 
@@ -134,7 +135,7 @@ def _synthetic_features(seed: int, n: int = 240):
 def test_planted_mixture_reverse_student_obeys_the_theorem_in_sample():
     xs, xw, gold = _synthetic_features(0)
     for seed in range(3):
-        task = book_kl.planted_mixture_from_features(xs, xw, gold, seed=seed)
+        task = pm.planted_mixture_from_features(xs, xw, gold, seed=seed)
         assert task.components.shape == (4, 240, 2)
         torch.testing.assert_close(
             task.f_star, torch.einsum("k,knc->nc", task.alpha_star, task.components)
@@ -143,16 +144,16 @@ def test_planted_mixture_reverse_student_obeys_the_theorem_in_sample():
         assert tab.loc[("reverse KL (mixture)", "student-train"), "slack"] >= -1e-9
         row = tab.loc[("forward KL (mixture)", "test")]
         assert row.gain == pytest.approx(row.err_weak - row.err_student)
-        assert row.slack == pytest.approx(row.gain - row.disagreement)
+        assert row.slack == pytest.approx(row.gain - row.eps_rev)
         assert len(set(task.student_idx.tolist()) & set(task.test_idx.tolist())) == 0
 
 
 def test_planted_mixture_shared_components_and_summary():
     xs, xw, gold = _synthetic_features(1)
-    comps = book_kl.mixture_heads(xs, gold, temperatures=(1.0, 3.0))
+    comps = pm.mixture_heads(xs, gold, temperatures=(1.0, 3.0))
     assert comps.shape == (2, 240, 2)
-    a = book_kl.planted_mixture_from_features(xs, xw, gold, seed=5, components=comps)
-    b = book_kl.planted_mixture_from_features(xs, xw, gold, seed=5, components=comps)
+    a = pm.planted_mixture_from_features(xs, xw, gold, seed=5, components=comps)
+    b = pm.planted_mixture_from_features(xs, xw, gold, seed=5, components=comps)
     pd.testing.assert_frame_equal(a.table, b.table)
     assert torch.equal(a.components, comps)
     both = pd.concat([a.table, b.table])
@@ -160,9 +161,9 @@ def test_planted_mixture_shared_components_and_summary():
     assert (summ.seeds == 2).all()
     assert summ.loc[("reverse KL (mixture)", "student-train"), "below_line"] == 0
     with pytest.raises(ValueError, match="components"):
-        book_kl.planted_mixture_from_features(xs, xw, gold, components=comps[:, :10])
+        pm.planted_mixture_from_features(xs, xw, gold, components=comps[:, :10])
     with pytest.raises(ValueError, match="temperatures"):
-        book_kl.mixture_heads(xs, gold, temperatures=(1.0,))
+        pm.mixture_heads(xs, gold, temperatures=(1.0,))
 
 
 # ------------------------------------------------------------------ Gaussian bridge
@@ -204,19 +205,19 @@ def _runs(loss, n=60):
 
 def test_loss_comparison_points_match_direct_means():
     runs = _runs("xent") + _runs("reverse_kl")
-    lm = book_kl.loss_comparison(runs, n_resamples=200)
+    lm = analysis.loss_comparison(runs)
     assert set(lm.loss) == {"xent", "reverse_kl"}
     for loss, rs in (("xent", runs[:3]), ("reverse_kl", runs[3:])):
         row = lm[lm.loss == loss].iloc[0]
         acc = np.mean([metrics.accuracy(torch.as_tensor(r.student), r.labels) for r in rs])
-        assert row.student_acc == pytest.approx(acc)
+        assert row.acc_student == pytest.approx(acc)
         dis = np.mean(
             [
                 float(metrics.kl(torch.as_tensor(r.student), torch.as_tensor(r.weak)).mean())
                 for r in rs
             ]
         )
-        assert row.disagreement == pytest.approx(dis)
+        assert row.eps_rev == pytest.approx(dis)
         gain = np.mean(
             [
                 metrics.log_loss(torch.as_tensor(r.weak), r.labels)
@@ -225,12 +226,12 @@ def test_loss_comparison_points_match_direct_means():
             ]
         )
         assert row.gain == pytest.approx(gain)
-        assert row.slack == pytest.approx(row.gain - row.disagreement)
+        assert row.slack == pytest.approx(row.gain - row.eps_rev)
         c = [np.mean(r.student.argmax(1) == r.labels) for r in rs]
         w = [np.mean(r.weak.argmax(1) == r.labels) for r in rs]
         g = [np.mean(r.ceiling.argmax(1) == r.labels) for r in rs]
         assert row.pgr == pytest.approx((np.mean(c) - np.mean(w)) / (np.mean(g) - np.mean(w)))
-        for m in ("student_acc", "pgr", "gain", "disagreement", "slack"):
+        for m in ("acc_student", "pgr", "gain", "eps_rev", "slack"):
             assert row[f"{m}_lo"] <= row[m] <= row[f"{m}_hi"]
     table = book_kl.interval_table(lm, ["dataset", "weak", "loss"], ["pgr", "gain"])
     assert table.shape == (2, 2) and table.iloc[0, 0].count("[") == 1
@@ -238,7 +239,7 @@ def test_loss_comparison_points_match_direct_means():
 
 def test_paired_accuracy_difference_and_mismatched_test_sets():
     fwd, rev = _runs("xent"), _runs("reverse_kl")
-    paired = book_kl.paired_accuracy_difference(rev, fwd, n_resamples=200)
+    paired = analysis.paired_differences(rev, fwd, {"diff": "correct_student"})
     want = np.mean(
         [
             np.mean(r.student.argmax(1) == r.labels) - np.mean(f.student.argmax(1) == f.labels)
@@ -248,17 +249,17 @@ def test_paired_accuracy_difference_and_mismatched_test_sets():
     assert paired.loc[0, "diff"] == pytest.approx(want)
     assert paired.loc[0, "diff_lo"] <= want <= paired.loc[0, "diff_hi"]
     rev[0].ids = [f"other{i}" for i in range(len(rev[0].ids))]
-    with pytest.raises(ValueError, match="test sets"):
-        book_kl.paired_accuracy_difference(rev, fwd)
-    with pytest.raises(ValueError, match="test sets"):
-        book_kl.loss_comparison(rev)
+    with pytest.raises(ValueError, match="different examples"):
+        analysis.paired_differences(rev, fwd, {"diff": "correct_student"})
+    with pytest.raises(ValueError, match="different examples"):
+        analysis.loss_comparison(rev)
 
 
 def test_plots_draw():
     _, rates = book_kl.failure_rates(2, kinds=("reverse_kl_mixture",), progress=False)
     ax = book_kl.plot_failure_rates(rates)
     assert len(ax.patches) == len(rates)
-    df = pd.DataFrame({"gain": [0.1, 0.2], "disagreement": [0.05, 0.3], "who": ["a", "b"]})
+    df = pd.DataFrame({"gain": [0.1, 0.2], "eps_rev": [0.05, 0.3], "who": ["a", "b"]})
     ax = book_kl.plot_gain_vs_disagreement(df, "who")
     assert ax.get_legend() is not None
     matplotlib.pyplot.close("all")
@@ -289,13 +290,13 @@ def _permuted(r, perm):
     )
 
 
-def test_runs_are_matched_by_test_id_not_by_position():
+def test_runs_in_other_test_orders_are_refused_not_realigned():
     fwd, rev = _runs("xent"), _runs("reverse_kl")
     perm = np.random.default_rng(3).permutation(len(fwd[0].ids))
     shuffled = [fwd[0], _permuted(fwd[1], perm), fwd[2]]
-    a = book_kl.loss_comparison(fwd, n_resamples=100)
-    b = book_kl.loss_comparison(shuffled, n_resamples=100)
-    pd.testing.assert_frame_equal(a, b)
-    p1 = book_kl.paired_accuracy_difference(rev, fwd, n_resamples=100)
-    p2 = book_kl.paired_accuracy_difference([_permuted(r, perm) for r in rev], fwd, n_resamples=100)
-    pd.testing.assert_frame_equal(p1, p2)
+    with pytest.raises(ValueError, match="order"):
+        analysis.loss_comparison(shuffled)
+    with pytest.raises(ValueError, match="order"):
+        analysis.paired_differences(
+            [_permuted(r, perm) for r in rev], fwd, {"diff": "correct_student"}
+        )

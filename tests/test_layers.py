@@ -1,8 +1,9 @@
 """The library's folders are layers: a module imports only from its own layer or lower ones.
 
-Order (lowest first): ``_validate`` < ``metrics`` < ``theory`` < ``engine`` < ``book`` <
-``check``/``cli``/``__main__``. Imports are read from the source (top level and inside functions
-alike, so a lazy import cannot hide a layering violation), and the module graph has no cycles.
+Order (lowest first): ``_validate`` < ``metrics`` < ``theory`` < ``engine`` < ``analysis`` <
+``book`` < ``check``/``cli``/``__main__``. Imports are read from the source (top level and inside
+functions alike, so a lazy import cannot hide a layering violation), and the module graph has no
+cycles.
 """
 
 from __future__ import annotations
@@ -11,7 +12,16 @@ import ast
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "w2s_utils"
-RANK = {"_validate": 0, "metrics": 1, "theory": 2, "engine": 3, "book": 4, "check": 5, "cli": 6}
+RANK = {
+    "_validate": 0,
+    "metrics": 1,
+    "theory": 2,
+    "engine": 3,
+    "analysis": 4,
+    "book": 5,
+    "check": 6,
+    "cli": 7,
+}
 
 
 def module_name(path: Path) -> str:
@@ -28,7 +38,7 @@ def layer(module: str) -> int | None:
         return None
     if len(parts) == 1:
         return -1  # the package itself (__version__)
-    return RANK.get(parts[1], 7)  # __main__ sits on top
+    return RANK.get(parts[1], 8)  # __main__ sits on top
 
 
 def imports(path: Path) -> set[str]:
@@ -102,6 +112,8 @@ def test_no_import_cycles():
 def test_the_checker_sees_a_violation():
     """A planted upward import is reported (the test above can fail)."""
     assert layer("w2s_utils.engine.experiment") > layer("w2s_utils.metrics.w2s")
+    assert layer("w2s_utils.engine.planted") < layer("w2s_utils.analysis.cells")
+    assert layer("w2s_utils.analysis.cells") < layer("w2s_utils.book.kl")
     assert resolve("w2s_utils.metrics.kl") == "w2s_utils.metrics"
     assert resolve("w2s_utils.engine.models.get_model") == "w2s_utils.engine.models"
 

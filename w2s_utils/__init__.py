@@ -9,8 +9,10 @@ The folders are layers; a module imports only from its own layer or the ones abo
    build students satisfying their hypotheses, counterexample searches, random instances
 4. :mod:`w2s_utils.engine` -- data, models, losses, training, features, cache, the experiment
    pipeline, planted tasks, presets
-5. :mod:`w2s_utils.book` -- the book runner (papermill, then Jupyter Book), figures, tables
-6. :mod:`w2s_utils.check` and :mod:`w2s_utils.cli` -- ``python -m w2s_utils {check,run,book}``
+5. :mod:`w2s_utils.analysis` -- runs pooled over seeds (checked to share one test order) into
+   tables with intervals over seeds and the test set
+6. :mod:`w2s_utils.book` -- the book runner (papermill, then Jupyter Book), figures, tables
+7. :mod:`w2s_utils.check` and :mod:`w2s_utils.cli` -- ``python -m w2s_utils {check,run,book}``
 
 The predictors have one name each everywhere: ``weak`` (the teacher F_w), ``student`` (F_sw),
 ``ceiling`` (the strong model trained on ground truth, F_s) and ``f_star`` (the ground truth F*).

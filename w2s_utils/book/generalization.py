@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from w2s_utils import theory
 from w2s_utils.book import plots
-from w2s_utils.book.results import fmt_interval, names_where
+from w2s_utils.book.results import fmt_interval, names_where, with_err_change
 from w2s_utils.engine.planted import planted_task
 from w2s_utils.theory import instances
 
@@ -485,7 +485,8 @@ def interval_figure(
     ΔCE with its interval over seeds and test examples (dot), on a linear axis."""
     keys = ["dataset", "weak"]
     cols = [*keys, "err_change_lo", "err_change_hi"]
-    df = groups.merge(paired[cols], on=keys).assign(neg_eps_rev=lambda d: -d.eps_rev)
+    measured = with_err_change(paired)[cols]
+    df = groups.merge(measured, on=keys).assign(neg_eps_rev=lambda d: -d.eps_rev)
     fig, axes = plt.subplots(1, len(datasets), figsize=(5.0 * len(datasets), 3.9), squeeze=False)
     for ax, ds in zip(axes[0], datasets, strict=True):
         sub = df[df.dataset == ds].rename(columns={"err_change": "measured ΔCE"})
@@ -574,7 +575,8 @@ def lm_glue(table: pd.DataFrame, clip_gamma: float) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- statistics
 def statistics_table(paired: pd.DataFrame) -> pd.DataFrame:
     """ΔCE and accuracy gain per (dataset, teacher): the interval over seeds only next to the
-    one over seeds and test examples (:func:`w2s_utils.book.results.paired_table`)."""
+    one over seeds and test examples (:func:`w2s_utils.analysis.paired_table`)."""
+    paired = with_err_change(paired)
     rows = []
     for _, r in paired.iterrows():
         row = {"dataset": r.dataset, "teacher": r.weak}
@@ -595,6 +597,7 @@ def _excludes_zero(lo: pd.Series, hi: pd.Series) -> pd.Series:
 
 def statistics_glue(paired: pd.DataFrame) -> dict[str, Any]:
     """Which ΔCE and accuracy-gain claims each interval supports, and which ones changed."""
+    paired = with_err_change(paired)
     out: dict[str, Any] = {"st_n": len(paired)}
     for q, tag in (("err_change", "ce"), ("acc_gain", "acc")):
         both = _excludes_zero(paired[f"{q}_lo"], paired[f"{q}_hi"])
@@ -611,7 +614,7 @@ def statistics_glue(paired: pd.DataFrame) -> dict[str, Any]:
 def correlation_glue(per_run: pd.DataFrame, n_permutations: int = 2000, seed: int = 0) -> dict:
     """Across runs: corr(ε, ΔCE), corr(ε, ι), and corr(ε, ι) with ΔCE permuted across runs
     (mean over permutations): how much of the second is mechanical, since ι = ΔCE − ε."""
-    eps, change = per_run.eps.to_numpy(), per_run.err_change.to_numpy()
+    eps, change = per_run.eps.to_numpy(), -per_run.gain.to_numpy()  # ΔCE = -gain
     rng = np.random.default_rng(seed)
     perm = [np.corrcoef(eps, rng.permutation(change) - eps)[0, 1] for _ in range(n_permutations)]
     return {

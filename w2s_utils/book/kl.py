@@ -1,23 +1,20 @@
 """Chapter 6 (the KL extension): the computations behind its tables, figures and glued numbers.
 
-Computing is kept apart from drawing: the ``*_table``/``planted_mixture_*``/``loss_comparison``
-functions return data frames, the ``plot_*`` functions only draw them.
+Computing is kept apart from drawing: the ``*_table``/``*_summary`` functions return data frames,
+the ``plot_*`` functions only draw them.
 
 - :func:`failure_rates` -- how often the two non-guarantees fail, per construction
   (:func:`w2s_utils.theory.non_guarantee_trial`), and by how much.
 - :func:`counterexample_table` -- a counterexample found by search, printed point by point.
-- :func:`planted_mixture_from_features` / :func:`planted_mixture_task` -- the planted task of the
-  chapter: real MiniLM features, a strong class of mixtures of softmax heads that contains ``F*``,
-  reverse- and forward-KL students on it.
-- :func:`loss_comparison` -- fine-tuned forward- vs reverse-KL students on the chapter-1 ladder,
-  with intervals that hold the seeds' and the test set's noise.
+- :func:`planted_summary` -- the planted mixture task's table (the task itself is
+  :func:`w2s_utils.engine.planted_mixture.planted_mixture_task`) summarised per student and split.
+- :func:`interval_table` -- a table of ``point [lo, hi]`` strings, e.g. of the fine-tuned forward-
+  vs reverse-KL students (:func:`w2s_utils.analysis.loss_comparison`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from types import SimpleNamespace
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -25,21 +22,13 @@ import pandas as pd
 import torch
 
 from w2s_utils import metrics, theory
-from w2s_utils.engine.models import get_model
-from w2s_utils.engine.planted import fit_softmax_probe, planted_texts
 
 __all__ = [
     "CONSTRUCTIONS",
-    "PlantedMixture",
     "counterexample_table",
     "failure_rates",
     "gaussian_bridge",
     "interval_table",
-    "loss_comparison",
-    "paired_accuracy_difference",
-    "mixture_heads",
-    "planted_mixture_from_features",
-    "planted_mixture_task",
     "planted_summary",
     "plot_failure_rates",
     "plot_gain_vs_disagreement",
@@ -148,188 +137,17 @@ def counterexample_table(cx: Any) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------ planted mixture task
-@dataclass(frozen=True)
-class PlantedMixture:
-    """One planted mixture task (one seed): the class, the truth, the teacher and the students.
-
-    ``components`` ``[k, N, K]`` are ``k`` fixed softmax heads on the strong features of all ``N``
-    texts; ``alpha_star`` the true mixture weights (``F* = sum_i alpha_star[i] components[i]``);
-    ``weak`` a probe on the weak features trained on labels sampled from ``F*``. ``student_idx`` /
-    ``test_idx`` index the student-train and test texts. ``students[name]`` are ``[N, K]``
-    predictions of the students (``"reverse KL (mixture)"``, ``"forward KL (mixture)"``: mixture
-    weights fitted on the student split; ``"forward KL (linear probe)"``: the logit-linear
-    student). ``table``: one row per (student, split) with exact ``err_weak``, ``err_student``,
-    ``gain``, ``disagreement = E KL(F_sw||F_w)``, ``eps = E KL(F_w||F_sw)`` and
-    ``slack = gain - disagreement``.
-    """
-
-    components: torch.Tensor
-    alpha_star: torch.Tensor
-    f_star: torch.Tensor
-    weak: torch.Tensor
-    students: dict[str, torch.Tensor]
-    weights: dict[str, torch.Tensor]
-    student_idx: torch.Tensor
-    test_idx: torch.Tensor
-    gap: float
-    table: pd.DataFrame
-
-
-def mixture_heads(
-    features: Any,
-    gold_labels: Any,
-    *,
-    temperatures: Sequence[float] = (0.5, 1.0, 2.0, 4.0),
-    seed: int = 0,
-    l2: float = 1e-2,
-) -> torch.Tensor:
-    """``[k, N, K]`` components of a mixture class on ``features``: probe ``i`` is fitted to the
-    gold labels of the ``i``-th of ``k = len(temperatures)`` disjoint random parts of the texts
-    (seeded) and divided by ``temperatures[i]``."""
-
-    xs = torch.as_tensor(features, dtype=torch.float64)
-    gold = torch.as_tensor(gold_labels, dtype=torch.long)
-    if len(temperatures) < 2 or any(not (t > 0) for t in temperatures):
-        raise ValueError(f"temperatures: need >= 2 positive temperatures, got {temperatures!r}")
-    n_classes = max(int(gold.max()) + 1, 2)
-    gen = torch.Generator().manual_seed(seed)
-    parts = torch.randperm(xs.shape[0], generator=gen).chunk(len(temperatures))
-    heads = [
-        fit_softmax_probe(xs[idx], gold[idx], n_classes=n_classes, l2=l2).with_temperature(t)
-        for idx, t in zip(parts, temperatures, strict=True)
-    ]
-    return torch.stack([h.predict_proba(xs) for h in heads])
-
-
-def planted_mixture_from_features(
-    strong_features: Any,
-    weak_features: Any,
-    gold_labels: Any,
-    *,
-    temperatures: Sequence[float] = (0.5, 1.0, 2.0, 4.0),
-    seed: int = 0,
-    fractions: tuple[float, float, float] = (0.3, 0.4, 0.3),
-    head_l2: float = 1e-2,
-    weak_l2: float = 1e-2,
-    components: Any = None,
-) -> PlantedMixture:
-    """A planted task whose strong class (mixtures of ``k = len(temperatures)`` heads, convex in
-    probability space) contains ``F*`` by construction.
-
-    Heads: probe ``i`` is fitted to the gold labels of the ``i``-th of ``k`` disjoint random parts
-    of the texts and divided by ``temperatures[i]`` (diverse confidence). ``alpha_star`` is
-    Dirichlet(1) and labels ``y ~ F*(x)`` are sampled (all seeded by ``seed``). The texts are split
-    into weak-train / student-train / test by ``fractions``; the teacher is a probe on
-    ``weak_features`` fitted to the sampled weak-train labels; the students are fitted on the
-    student-train texts with the teacher's soft labels: the I-projection
-    (:func:`~w2s_utils.theory.i_projection_mixture`), the forward-KL projection onto the same
-    mixtures (:func:`~w2s_utils.theory.forward_kl_projection_mixture`) and a forward-KL linear
-    probe on the strong features (the chapter-2 planted student).
-
-    ``components`` (``[k, N, K]``, from :func:`mixture_heads`) skips fitting the heads: the
-    class is then the same for every seed, and only ``alpha_star``, the labels, the splits, the
-    teacher and the students change with ``seed``.
-    """
-
-    xs = torch.as_tensor(strong_features, dtype=torch.float64)
-    xw = torch.as_tensor(weak_features, dtype=torch.float64)
-    gold = torch.as_tensor(gold_labels, dtype=torch.long)
-    if not (xs.shape[0] == xw.shape[0] == gold.shape[0]):
-        raise ValueError("strong_features, weak_features, gold_labels: need one row per text")
-    n, n_classes = xs.shape[0], max(int(gold.max()) + 1, 2)
-    if components is None:
-        comps = mixture_heads(xs, gold, temperatures=temperatures, seed=seed, l2=head_l2)
-    else:
-        comps = torch.as_tensor(components, dtype=torch.float64)
-        if comps.dim() != 3 or comps.shape[1:] != (n, n_classes):
-            raise ValueError(f"components: expected [k, {n}, {n_classes}], got {comps.shape}")
-    k_heads = comps.shape[0]
-    gen = torch.Generator().manual_seed(seed)
-    torch.randperm(n, generator=gen)  # the heads' partition draw: same streams either way
-    alpha = -torch.log(torch.rand(k_heads, generator=gen, dtype=torch.float64))
-    alpha = alpha / alpha.sum()
-    f_star = torch.einsum("k,knc->nc", alpha, comps)
-    sampled = torch.multinomial(f_star, 1, generator=gen).squeeze(-1)
-    perm = torch.randperm(n, generator=gen)
-    n_w, n_s = int(round(fractions[0] * n)), int(round(fractions[1] * n))
-    i_w, i_s, i_t = perm[:n_w], perm[n_w : n_w + n_s], perm[n_w + n_s :]
-    teacher = fit_softmax_probe(xw[i_w], sampled[i_w], n_classes=n_classes, l2=weak_l2)
-    weak = teacher.predict_proba(xw)
-    rev = theory.i_projection_mixture(weak[i_s], comps[:, i_s])
-    fwd = theory.forward_kl_projection_mixture(weak[i_s], comps[:, i_s])
-    probe = fit_softmax_probe(xs[i_s], weak[i_s], n_classes=n_classes, l2=1e-6)
-    weights = {"reverse KL (mixture)": rev.weights, "forward KL (mixture)": fwd.weights}
-    students = {name: torch.einsum("k,knc->nc", a, comps) for name, a in weights.items()}
-    students["forward KL (linear probe)"] = probe.predict_proba(xs)
-    rows = []
-    for name, st in students.items():
-        for split, idx in (("student-train", i_s), ("test", i_t)):
-            res = theory.kl_misfit_gain(f_star[idx], weak[idx], st[idx])
-            eps = float(metrics.kl(weak[idx], st[idx]).mean())
-            rows.append(
-                {
-                    "seed": seed,
-                    "student": name,
-                    "split": split,
-                    "err_weak": res.err_weak,
-                    "err_student": res.err_student,
-                    "gain": res.gain,
-                    "disagreement": res.misfit,
-                    "eps": eps,
-                    "slack": res.slack,
-                }
-            )
-    return PlantedMixture(
-        components=comps,
-        alpha_star=alpha,
-        f_star=f_star,
-        weak=weak,
-        students=students,
-        weights=weights,
-        student_idx=i_s,
-        test_idx=i_t,
-        gap=rev.gap,
-        table=pd.DataFrame(rows),
-    )
-
-
-def planted_mixture_task(
-    dataset: str = "sarcasm",
-    weak: str = "minilm-l1",
-    strong: str = "minilm-l6",
-    n: int = 4000,
-    seeds: Iterable[int] = (0,),
-    **kwargs: Any,
-) -> tuple[list[PlantedMixture], pd.DataFrame]:
-    """:func:`planted_mixture_from_features` on ``n`` real texts of ``dataset`` (the fixed subset
-    :func:`~w2s_utils.engine.planted.planted_texts`) with the frozen, cached sentence features of
-    ``weak`` and ``strong``, once per seed, all seeds sharing one class (heads fitted once, with
-    :func:`mixture_heads` at seed 0); returns the tasks and their stacked tables."""
-
-    texts, gold = planted_texts(dataset, n)
-    k = max(int(gold.max()) + 1, 2)
-    xs = get_model(strong, n_classes=k, mode="probe").features(texts)
-    xw = get_model(weak, n_classes=k, mode="probe").features(texts)
-    head_kw = {a: kwargs.pop(a) for a in ("temperatures", "head_l2") if a in kwargs}
-    temps = head_kw.get("temperatures", (0.5, 1.0, 2.0, 4.0))
-    comps = mixture_heads(xs, gold, temperatures=temps, seed=0, l2=head_kw.get("head_l2", 1e-2))
-    tasks = [
-        planted_mixture_from_features(xs, xw, gold, seed=int(s), components=comps, **kwargs)
-        for s in seeds
-    ]
-    return tasks, pd.concat([t.table for t in tasks], ignore_index=True)
-
-
 def planted_summary(table: pd.DataFrame, tol: float = 1e-9) -> pd.DataFrame:
-    """Per (student, split) of stacked :class:`PlantedMixture` tables: number of seeds, how many
+    """Per (student, split) of stacked
+    :class:`~w2s_utils.engine.planted_mixture.PlantedMixture` tables: number of seeds, how many
     fall below the line gain = disagreement (``slack < -tol``), the smallest slack and the mean
-    gain, disagreement and ``eps``."""
+    gain, disagreement ``eps_rev`` and ``eps``."""
     return table.groupby(["student", "split"], sort=False).agg(
         seeds=("slack", "size"),
         below_line=("slack", lambda s: int((s < -tol).sum())),
         min_slack=("slack", "min"),
         gain=("gain", "mean"),
-        disagreement=("disagreement", "mean"),
+        eps_rev=("eps_rev", "mean"),
         eps=("eps", "mean"),
     )
 
@@ -358,98 +176,6 @@ def gaussian_bridge(f_star: Any, weak: Any, student: Any, sigma: float = 1.0) ->
 
 
 # ------------------------------------------------------------------ fine-tuned students
-def _stack(results: Sequence[Any], fn) -> np.ndarray:
-    return np.stack([np.asarray(fn(r), dtype=np.float64) for r in results])
-
-
-def _per_example(results: Sequence[Any]) -> dict[str, np.ndarray]:
-    """``[n_seeds, N]`` per-example arrays of one (dataset, weak, loss) cell."""
-
-    def t(a: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(a, dtype=torch.float64)
-
-    def correct(r: Any, p: np.ndarray) -> np.ndarray:
-        return (p.argmax(1) == r.labels).astype(np.float64)
-
-    def nll(r: Any, p: np.ndarray) -> np.ndarray:
-        return metrics.log_loss_per_example(
-            t(p).clamp_min(1e-12), torch.as_tensor(r.labels)
-        ).numpy()
-
-    return {
-        "c_weak": _stack(results, lambda r: correct(r, r.weak)),
-        "c_student": _stack(results, lambda r: correct(r, r.student)),
-        "c_ceiling": _stack(results, lambda r: correct(r, r.ceiling)),
-        "gain": _stack(results, lambda r: nll(r, r.weak) - nll(r, r.student)),
-        "disagreement": _stack(results, lambda r: metrics.kl(t(r.student), t(r.weak)).numpy()),
-        "eps": _stack(results, lambda r: metrics.kl(t(r.weak), t(r.student)).numpy()),
-    }
-
-
-def _order(ids: Sequence[str], ref: Sequence[str]) -> np.ndarray:
-    """Indices that put a run's test examples (``ids``) in the order of ``ref`` (the same set)."""
-    pos = {t: i for i, t in enumerate(ids)}
-    if len(pos) != len(ids) or set(pos) != set(ref) or len(ref) != len(ids):
-        raise ValueError("results: the runs of one cell have different test sets")
-    return np.array([pos[t] for t in ref])
-
-
-def _aligned(results: Sequence[Any]) -> list[Any]:
-    """The runs with their test arrays in one order, that of the sorted test ids (runs of
-    different seeds share one test set, not necessarily in one order)."""
-    ref = sorted(results[0].ids)
-    out = []
-    for r in results:
-        o = _order(r.ids, ref)
-        out.append(
-            SimpleNamespace(
-                config=r.config,
-                ids=list(ref),
-                labels=np.asarray(r.labels)[o],
-                weak=np.asarray(r.weak)[o],
-                student=np.asarray(r.student)[o],
-                ceiling=np.asarray(r.ceiling)[o],
-            )
-        )
-    return out
-
-
-def loss_comparison(
-    results: Sequence[Any], *, n_resamples: int = 1000, level: float = 0.95
-) -> pd.DataFrame:
-    """Per (dataset, weak, loss): accuracies, PGR, gain ``CE(F_w) - CE(F_sw)`` (= the estimate of
-    ``Err(F_w) - Err(F_sw)`` from hard labels), the disagreement ``E KL(F_sw||F_w)``, ``eps`` and
-    ``slack = gain - disagreement``, each with a
-    :func:`~w2s_utils.metrics.seeds_and_test_interval` (columns ``<m>``, ``<m>_lo``, ``<m>_hi``).
-    The runs of a cell must share one test set (they do: the test split is seed-independent).
-    """
-    groups: dict[tuple[str, str, str], list[Any]] = {}
-    for r in results:
-        c = r.config
-        groups.setdefault((c.dataset, c.weak, c.loss), []).append(r)
-    rows = []
-    for (ds, weak, loss), rs in groups.items():
-        a = _per_example(_aligned(rs))
-        kw = {"level": level}
-        ivs = {
-            "weak_acc": metrics.seeds_and_test_interval(a["c_weak"], **kw),
-            "student_acc": metrics.seeds_and_test_interval(a["c_student"], **kw),
-            "ceiling_acc": metrics.seeds_and_test_interval(a["c_ceiling"], **kw),
-            "pgr": metrics.seeds_and_test_interval(
-                a["c_student"] - a["c_weak"], a["c_ceiling"] - a["c_weak"], **kw
-            ),
-            "gain": metrics.seeds_and_test_interval(a["gain"], **kw),
-            "disagreement": metrics.seeds_and_test_interval(a["disagreement"], **kw),
-            "eps": metrics.seeds_and_test_interval(a["eps"], **kw),
-            "slack": metrics.seeds_and_test_interval(a["gain"] - a["disagreement"], **kw),
-        }
-        row: dict[str, Any] = {"dataset": ds, "weak": weak, "loss": loss, "n_seeds": len(rs)}
-        for m, iv in ivs.items():
-            row[m], row[f"{m}_lo"], row[f"{m}_hi"] = iv.point, iv.lo, iv.hi
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
 def interval_table(df: pd.DataFrame, index: Sequence[str], columns: Sequence[str]) -> pd.DataFrame:
     """``"point [lo, hi]"`` strings (3 decimals) for each of ``columns`` (with ``<c>_lo`` /
     ``<c>_hi`` columns in ``df``), indexed by ``index``: a table to read, not to compute with."""
@@ -464,45 +190,6 @@ def interval_table(df: pd.DataFrame, index: Sequence[str], columns: Sequence[str
         },
         index=t.index,
     )
-
-
-def paired_accuracy_difference(
-    results_a: Sequence[Any], results_b: Sequence[Any], *, n_resamples: int = 1000
-) -> pd.DataFrame:
-    """Per (dataset, weak): student accuracy of ``results_a`` minus that of ``results_b`` (same
-    configs but the loss, matched by seed), paired over seeds and test examples (the runs' test
-    examples are matched by id)."""
-
-    def key(r: Any) -> tuple[str, str, int]:
-        return (r.config.dataset, r.config.weak, r.config.seed)
-
-    def correct(r: Any, ref: Sequence[str]) -> np.ndarray:
-        o = _order(r.ids, ref)
-        return (np.asarray(r.student)[o].argmax(1) == np.asarray(r.labels)[o]).astype(float)
-
-    b_by = {key(r): r for r in results_b}
-    refs: dict[tuple[str, str], list[str]] = {}
-    cells: dict[tuple[str, str], list[np.ndarray]] = {}
-    for r in results_a:
-        if key(r) not in b_by:
-            continue
-        ref = refs.setdefault(key(r)[:2], sorted(r.ids))
-        diff = correct(r, ref) - correct(b_by[key(r)], ref)
-        cells.setdefault(key(r)[:2], []).append(diff)
-    rows = []
-    for (ds, weak), diffs in cells.items():
-        iv = metrics.seeds_and_test_interval(np.stack(diffs))
-        rows.append(
-            {
-                "dataset": ds,
-                "weak": weak,
-                "n_seeds": len(diffs),
-                "diff": iv.point,
-                "diff_lo": iv.lo,
-                "diff_hi": iv.hi,
-            }
-        )
-    return pd.DataFrame(rows)
 
 
 # ------------------------------------------------------------------ drawing
@@ -524,7 +211,7 @@ def plot_failure_rates(rates: pd.DataFrame, ax: Any = None) -> Any:
 
 
 def plot_gain_vs_disagreement(
-    df: pd.DataFrame, hue: str, ax: Any = None, *, x: str = "disagreement", y: str = "gain"
+    df: pd.DataFrame, hue: str, ax: Any = None, *, x: str = "eps_rev", y: str = "gain"
 ) -> Any:
     """Scatter of ``y`` against ``x`` coloured by ``hue``, with the line gain = disagreement;
     ``<x>_lo``/``<x>_hi`` (and for ``y``) columns, when present, are drawn as error bars."""

@@ -1,9 +1,10 @@
 """Chapter 4's tables, figures and glue values from student trajectories.
 
-Computing is kept apart from drawing: :func:`curve_frame`, :func:`mean_curves`,
-:func:`remedy_table`, :func:`peak_table` and :func:`room_checks` return data frames (intervals
-from :func:`w2s_utils.metrics.seeds_and_test_interval`: test examples and seeds resampled
-together); :func:`plot_curves`, :func:`plot_balance` and :func:`plot_remedies` draw them.
+The curves pooled over seeds and the peak of the gain are computed by
+:func:`w2s_utils.analysis.mean_curves` and :func:`w2s_utils.analysis.peak_table`; here
+:func:`curve_frame`, :func:`remedy_table`, :func:`remedy_differences` and :func:`room_checks`
+return data frames (intervals from :mod:`w2s_utils.analysis`: over test examples and seeds) and
+:func:`plot_curves`, :func:`plot_balance` and :func:`plot_remedies` draw them.
 """
 
 from __future__ import annotations
@@ -18,22 +19,19 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
-from w2s_utils import metrics, theory
+from w2s_utils import analysis, theory
 from w2s_utils.book.plots import ROLE_COLORS
-from w2s_utils.book.results import fmt_interval, paired_table, per_example, verdict
+from w2s_utils.book.results import fmt_interval, verdict
 from w2s_utils.engine.presets import get_preset
 from w2s_utils.engine.trajectories import LONG, Trajectory, TrajectoryPoint, floored, select_step
 
 __all__ = [
     "ORACLE",
-    "align",
     "curve_frame",
     "format_peak_table",
     "format_remedy_table",
     "glue_values",
     "remedy_differences",
-    "mean_curves",
-    "peak_table",
     "plot_balance",
     "plot_curves",
     "plot_remedies",
@@ -61,80 +59,6 @@ def curve_frame(trajectories: Sequence[Trajectory]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def align(trajectories: Sequence[Trajectory]) -> list[Trajectory]:
-    """The trajectories restricted to the test examples that all runs of their dataset share.
-
-    Each run is evaluated on the ``eval_test`` test examples with the smallest ids, the same set
-    for every seed of a dataset; this puts them in one order (the first run's) so that paired
-    intervals resample the same example in every run, and keeps only shared examples should runs
-    of different sizes be mixed (``history`` stays as recorded).
-    """
-    common: dict[str, set[str]] = {}
-    for t in trajectories:
-        ids = set(t.ids)
-        common[t.config.dataset] = common.get(t.config.dataset, ids) & ids
-    order: dict[str, list[str]] = {}
-    out = []
-    for t in trajectories:
-        d = t.config.dataset
-        order.setdefault(d, [i for i in t.ids if i in common[d]])
-        pos = {i: k for k, i in enumerate(t.ids)}
-        idx = np.array([pos[i] for i in order[d]], dtype=np.int64)
-        out.append(
-            replace(
-                t,
-                labels=t.labels[idx],
-                ids=list(order[d]),
-                weak=t.weak[idx],
-                ceiling=t.ceiling[idx],
-                students=t.students[:, idx],
-            )
-        )
-    return out
-
-
-def _groups(trajectories: Sequence[Trajectory], remedy: str) -> dict[tuple, list[Trajectory]]:
-    out: dict[tuple, list[Trajectory]] = {}
-    for t in trajectories:
-        if t.config.remedy == remedy:
-            out.setdefault((t.config.dataset, t.config.weak), []).append(t)
-    return out
-
-
-def _interval(values: np.ndarray, n_resamples: int, seed: int) -> metrics.Interval:
-    return metrics.seeds_and_test_interval(values)
-
-
-def mean_curves(
-    trajectories: Sequence[Trajectory],
-    remedy: str = LONG,
-    *,
-    n_resamples: int = 2000,
-    seed: int = 0,
-) -> pd.DataFrame:
-    """Per (dataset, weak, evaluation): the seed means of every history column, and intervals
-    (test examples x seeds) of the student's accuracy, the accuracy gain and the CE gain."""
-    rows = []
-    for (dataset, weak), runs in _groups(align(trajectories), remedy).items():
-        n = min(len(r.history) for r in runs)
-        for i in range(n):
-            hist = pd.DataFrame([r.history.iloc[i] for r in runs])
-            row: dict[str, Any] = {"dataset": dataset, "weak": weak, "index": i}
-            row.update(hist.mean(numeric_only=True).to_dict())
-            row["n_seeds"] = len(runs)
-            vals = [per_example(r.at(i)) for r in runs]
-            for name, key, sign in (
-                ("test_acc", "acc_student", 1.0),
-                ("acc_gain", "acc_gain", 1.0),
-                ("gain", "err_change", -1.0),
-            ):
-                iv = _interval(sign * np.stack([v[key] for v in vals]), n_resamples, seed)
-                row[name], row[f"{name}_lo"], row[f"{name}_hi"] = iv.point, iv.lo, iv.hi
-            row["n_test"] = len(runs[0].ids)
-            rows.append(row)
-    return pd.DataFrame(rows)
-
-
 def _points(t: Trajectory, index: int, method: str) -> TrajectoryPoint:
     p = t.at(index, method)
     p.config = replace(t.config, remedy=method)
@@ -152,7 +76,7 @@ def _selected(
         (budget, "fixed_budget"),
     )
     out = []
-    for t in align(trajectories):
+    for t in trajectories:
         h = t.history
         if t.config.remedy == LONG:
             for method, rule in rules + ((ORACLE, "oracle"),):
@@ -163,22 +87,17 @@ def _selected(
     return out
 
 
-def remedy_table(
-    trajectories: Sequence[Trajectory],
-    preset: str = "ci",
-    *,
-    n_resamples: int = 2000,
-    seed: int = 0,
-) -> pd.DataFrame:
+def remedy_table(trajectories: Sequence[Trajectory], preset: str = "ci") -> pd.DataFrame:
     """One row per (dataset, teacher, method) for the teachers that have remedy runs.
 
     Methods: the long run's last step, weak-label early stopping and the fixed shorter budget
     (both read off the long run), each remedy run's last step, and the gold-label oracle (the long
     run's step with the best test accuracy: a reference, optimistic because it selects on the
-    test set it is scored on). Columns of :func:`w2s_utils.book.results.paired_table`
-    (``acc_student``, ``acc_gain``, ``pgr``, ``err_change`` with ``_lo``/``_hi``), ``ce_gain`` =
-    ``-err_change``, ``epoch`` (mean selected epoch) and ``ece``/``smooth_ce`` (mean over seeds
-    with a seed-only interval ``_lo``/``_hi``; binned ECE is not a per-example mean).
+    test set it is scored on). Columns of :func:`w2s_utils.analysis.paired_table` without the
+    seed-only intervals (``acc_student``, ``acc_gain``, ``pgr`` with ``_lo``/``_hi``, ...), the
+    CE gain ``CE(F_w) - CE(F_sw)`` as ``ce_gain`` with ``_lo``/``_hi``, ``epoch`` (mean selected
+    epoch) and ``ece``/``smooth_ce`` (the mean over seeds of each run's value, no interval: they
+    enter no verdict).
     """
     remedies = {t.config.remedy for t in trajectories} - {LONG}
     teachers = {
@@ -189,11 +108,12 @@ def remedy_table(
         for p, e in _selected(trajectories, preset)
         if (p.config.dataset, p.config.weak) in teachers
     ]
-    table = paired_table(
-        [p for p, _ in chosen], by=("dataset", "weak", "remedy"), n_resamples=n_resamples, seed=seed
-    ).rename(columns={"remedy": "method"})
-    table["ce_gain"] = -table["err_change"]
-    table["ce_gain_lo"], table["ce_gain_hi"] = -table["err_change_hi"], -table["err_change_lo"]
+    table = analysis.paired_table(
+        [p for p, _ in chosen], by=("dataset", "weak", "remedy"), seed_only=False
+    ).rename(
+        columns={"remedy": "method", "gain": "ce_gain", "gain_lo": "ce_gain_lo",
+                 "gain_hi": "ce_gain_hi"}
+    )  # fmt: skip
     extra: dict[tuple, dict[str, list[float]]] = {}
     for p, epoch in chosen:
         key = (p.config.dataset, p.config.weak, p.config.remedy)
@@ -202,17 +122,10 @@ def remedy_table(
         d["ece"].append(float(p.row["ece"]))
         d["smooth_ce"].append(float(p.row["smooth_ce"]))
     for col in ("epoch", "ece", "smooth_ce"):
-        pts, los, his = [], [], []
-        for _, r in table.iterrows():
-            v = np.asarray(extra[(r["dataset"], r["weak"], r["method"])][col])
-            if col == "epoch" or len(v) < 2:
-                pts.append(v.mean()), los.append(np.nan), his.append(np.nan)
-                continue
-            iv = metrics.seed_interval(v)
-            pts.append(iv.point), los.append(iv.lo), his.append(iv.hi)
-        table[col] = pts
-        if col != "epoch":
-            table[f"{col}_lo"], table[f"{col}_hi"] = los, his
+        table[col] = [
+            float(np.mean(extra[(r["dataset"], r["weak"], r["method"])][col]))
+            for _, r in table.iterrows()
+        ]
     return table
 
 
@@ -220,38 +133,27 @@ def remedy_differences(
     trajectories: Sequence[Trajectory],
     preset: str = "ci",
     reference: str = "long run, last step",
-    *,
-    n_resamples: int = 2000,
-    seed: int = 0,
 ) -> pd.DataFrame:
-    """Each method of :func:`remedy_table` minus ``reference`` (same teacher, same seeds, same
-    test examples: paired): the student's accuracy difference ``d_acc`` and CE-gain difference
-    ``d_ce_gain`` with intervals over test examples and seeds, and ``verdict_acc``."""
+    """Each method of :func:`remedy_table` minus ``reference`` (same teacher, the seeds both
+    have, same test examples: paired): the student's accuracy difference ``d_acc`` and CE-gain
+    difference ``d_ce_gain`` with intervals over test examples and seeds
+    (:func:`w2s_utils.analysis.paired_differences`), and ``verdict_acc``."""
     chosen = [p for p, _ in _selected(trajectories, preset)]
-    by: dict[tuple, dict[str, dict[int, dict[str, np.ndarray]]]] = {}
-    for p in chosen:
-        c = p.config
-        by.setdefault((c.dataset, c.weak), {}).setdefault(c.remedy, {})[c.seed] = per_example(p)
-    rows = []
-    for (dataset, weak), methods in by.items():
-        if reference not in methods or len(methods) < 2:
-            continue
-        ref = methods[reference]
-        for method, per_seed in methods.items():
-            if method == reference:
-                continue
-            seeds = sorted(set(per_seed) & set(ref))
-            row: dict[str, Any] = {"dataset": dataset, "weak": weak, "method": method}
-            for name, key, sign in (
-                ("d_acc", "acc_student", 1.0),
-                ("d_ce_gain", "err_change", -1.0),
-            ):
-                diff = sign * np.stack([per_seed[s][key] - ref[s][key] for s in seeds])
-                iv = _interval(diff, n_resamples, seed)
-                row[name], row[f"{name}_lo"], row[f"{name}_hi"] = iv.point, iv.lo, iv.hi
-            row["verdict_acc"] = verdict(row["d_acc_lo"], row["d_acc_hi"])
-            rows.append(row)
-    return pd.DataFrame(rows)
+    ref = [p for p in chosen if p.config.remedy == reference]
+    methods = list(dict.fromkeys(p.config.remedy for p in chosen if p.config.remedy != reference))
+    frames = []
+    for method in methods:
+        runs = [p for p in chosen if p.config.remedy == method]
+        diff = analysis.paired_differences(
+            runs, ref, {"d_acc": "correct_student", "d_ce_gain": "gain"}
+        )
+        frames.append(diff.assign(method=method))
+    if not frames:
+        return pd.DataFrame()
+    out = pd.concat(frames, ignore_index=True)
+    bounds = zip(out.d_acc_lo, out.d_acc_hi, strict=True)
+    out["verdict_acc"] = [verdict(lo, hi) for lo, hi in bounds]
+    return out
 
 
 def format_remedy_table(table: pd.DataFrame) -> pd.DataFrame:
@@ -264,13 +166,13 @@ def format_remedy_table(table: pd.DataFrame) -> pd.DataFrame:
         ("acc_gain", "acc. gain", True),
         ("pgr", "PGR", True),
         ("ce_gain", "CE gain (nats)", True),
-        ("ece", "ECE", False),
-        ("smooth_ce", "smooth CE", False),
     ):
         out[name] = [
             fmt_interval(r[col], r[f"{col}_lo"], r[f"{col}_hi"], signed=signed)
             for _, r in table.iterrows()
         ]
+    out["ECE"] = table["ece"].map(lambda v: f"{v:.3f}")
+    out["smooth CE"] = table["smooth_ce"].map(lambda v: f"{v:.3f}")
     return out
 
 
@@ -349,50 +251,6 @@ def glue_values(
         out[f"{key}_d_acc"] = fmt_interval(r["d_acc"], r["d_acc_lo"], r["d_acc_hi"], signed=True)
         out[f"{key}_d_verdict"] = r["verdict_acc"]
     return out
-
-
-def peak_table(
-    trajectories: Sequence[Trajectory],
-    remedy: str = LONG,
-    *,
-    n_resamples: int = 2000,
-    seed: int = 0,
-) -> pd.DataFrame:
-    """Per (dataset, teacher): the evaluation where the seed-mean accuracy gain peaks, the gains
-    there and at the last step, and the drop from peak to end (accuracy and CE) with intervals.
-
-    The peak is picked on the test subset it is scored on, so the drop is optimistic (largest
-    of several noisy means); an interval that contains 0 means no measurable fall.
-    """
-    rows = []
-    for (dataset, weak), runs in _groups(align(trajectories), remedy).items():
-        n = min(len(r.history) for r in runs)
-        mean_gain = [np.mean([per_example(r.at(i))["acc_gain"] for r in runs]) for i in range(n)]
-        peak = int(np.argmax(mean_gain))
-        at = {k: [per_example(r.at(i)) for r in runs] for k, i in (("peak", peak), ("end", n - 1))}
-        row: dict[str, Any] = {
-            "dataset": dataset,
-            "weak": weak,
-            "peak_epoch": float(runs[0].history["epoch"].iloc[peak]),
-            "end_epoch": float(runs[0].history["epoch"].iloc[n - 1]),
-            "n_seeds": len(runs),
-        }
-        for name, key, sign in (("acc", "acc_gain", 1.0), ("ce", "err_change", -1.0)):
-            for k in ("peak", "end"):
-                iv = _interval(sign * np.stack([v[key] for v in at[k]]), n_resamples, seed)
-                row[f"{name}_gain_{k}"] = iv.point
-                row[f"{name}_gain_{k}_lo"], row[f"{name}_gain_{k}_hi"] = iv.lo, iv.hi
-            diff = sign * np.stack(
-                [a[key] - b[key] for a, b in zip(at["peak"], at["end"], strict=True)]
-            )
-            iv = _interval(diff, n_resamples, seed)
-            row[f"{name}_drop"], row[f"{name}_drop_lo"], row[f"{name}_drop_hi"] = (
-                iv.point,
-                iv.lo,
-                iv.hi,
-            )
-        rows.append(row)
-    return pd.DataFrame(rows)
 
 
 def room_checks(trajectories: Sequence[Trajectory]) -> pd.DataFrame:

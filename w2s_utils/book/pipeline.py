@@ -2,7 +2,7 @@
 
 Every function here turns library results into what the chapter shows; the computing is done by
 :mod:`w2s_utils.theory` (the decomposition), :mod:`w2s_utils.engine` (the runs) and
-:mod:`w2s_utils.book.results` (paired intervals over seeds and test examples).
+:mod:`w2s_utils.analysis` (paired intervals over seeds and test examples).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from w2s_utils import theory
 from w2s_utils.book import plots
-from w2s_utils.book.results import fmt_interval, names_where, verdict
+from w2s_utils.book.results import fmt_interval, names_where, verdict, with_err_change
 from w2s_utils.engine.models import describe_model
 from w2s_utils.theory import instances
 
@@ -209,7 +209,7 @@ def pgr_figure(paired: pd.DataFrame, setup: Any, datasets: list[str]) -> Figure:
 def decomposition_figure(paired: pd.DataFrame, setup: Any, datasets: list[str]) -> Figure:
     """The lemma's two terms per run group as signed bars, their sum as a diamond."""
     fig = plots.decomposition_bars(
-        paired,
+        with_err_change(paired),
         parts=("eps", "interaction"),
         total="err_change",
         total_lo="err_change_lo",
@@ -251,7 +251,7 @@ def _cells(shown: pd.DataFrame, columns: dict, digits: int) -> pd.DataFrame:
 
 def result_tables(paired: pd.DataFrame, preset: str) -> tuple[Any, Any]:
     """The chapter's two result tables (accuracy and PGR; the decomposition), styled."""
-    shown = paired.set_index(["dataset", "weak"])
+    shown = with_err_change(paired).set_index(["dataset", "weak"])
     n = int(paired.n_seeds.max())
     acc = _cells(shown, _ACC_COLUMNS, 3).style.set_table_styles(_TABLE_STYLE)
     acc = acc.set_caption(
@@ -268,6 +268,7 @@ def result_tables(paired: pd.DataFrame, preset: str) -> tuple[Any, Any]:
 
 def findings_glue(paired: pd.DataFrame, per_run: pd.DataFrame, setup: Any) -> dict[str, Any]:
     """Every number and list the chapter's closing section quotes, from the runs."""
+    paired, per_run = with_err_change(paired), with_err_change(per_run)
     out: dict[str, Any] = {}
     for _, row in paired.iterrows():
         key = f"{row.dataset}_{row.weak}".replace("-", "_")

@@ -16,7 +16,9 @@ Because ``F*`` is known, ``Err`` of every predictor is computed exactly on the t
 
 Public API: :func:`fit_softmax_probe` -> :class:`SoftmaxProbe`, :func:`planted_from_features`
 (pure, on feature arrays) and :func:`planted_task` (fetches cached features through the engine,
-for the fixed text subset :func:`planted_texts`), both returning a :class:`PlantedResult`.
+for the fixed text subset :func:`planted_texts`), both returning a :class:`PlantedResult`. The
+planted *mixture* task of chapter 6 (a strong class convex in probability space) is built on these
+probes in :mod:`w2s_utils.engine.planted_mixture`.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from w2s_utils.metrics import kl
 __all__ = [
     "PlantedResult",
     "SoftmaxProbe",
+    "check_features",
     "fit_softmax_probe",
     "planted_from_features",
     "planted_task",
@@ -55,7 +58,7 @@ class SoftmaxProbe:
 
     def logits(self, features: Any) -> torch.Tensor:
         """Logits ``[N, K]`` (already divided by the temperature) for features ``[N, D]``."""
-        x = _features(features, "features", self.weight.shape[0])
+        x = check_features(features, "features", self.weight.shape[0])
         x = x.to(device=self.weight.device, dtype=self.weight.dtype)
         return ((x - self.mean) / self.scale @ self.weight + self.bias) / self.temperature
 
@@ -74,7 +77,9 @@ def _check_positive(value: float, name: str) -> None:
         raise ValueError(f"{name}: must be a finite number > 0, got {value!r}")
 
 
-def _features(x: Any, name: str, dim: int | None = None) -> torch.Tensor:
+def check_features(x: Any, name: str, dim: int | None = None) -> torch.Tensor:
+    """Validated features ``[N, D]`` (finite, non-empty; ``D == dim`` when given), as a tensor
+    of the input's floating dtype."""
     t = as_tensor(x, name)
     if t.dim() != 2 or t.shape[0] == 0 or t.shape[1] == 0:
         raise ValueError(
@@ -106,7 +111,7 @@ def fit_softmax_probe(
     is unchanged). Solved in float64 by damped Newton steps to a gradient below 1e-10;
     deterministic.
     """
-    x = _features(features, "features").to(torch.float64)
+    x = check_features(features, "features").to(torch.float64)
     if not (isinstance(l2, (int, float)) and math.isfinite(l2) and l2 >= 0):
         raise ValueError(f"l2: must be a finite number >= 0, got {l2!r}")
     if not (isinstance(max_iter, int) and max_iter > 0):
@@ -284,8 +289,8 @@ def planted_from_features(
     _check_positive(temperature, "temperature")
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ValueError(f"seed: must be an int, got {seed!r}")
-    xs = _features(strong_features, "strong_features").to(torch.float64)
-    xw = _features(weak_features, "weak_features").to(device=xs.device, dtype=torch.float64)
+    xs = check_features(strong_features, "strong_features").to(torch.float64)
+    xw = check_features(weak_features, "weak_features").to(device=xs.device, dtype=torch.float64)
     if xw.shape[0] != xs.shape[0]:
         raise ValueError(
             f"weak_features: {xw.shape[0]} rows but strong_features has {xs.shape[0]}; "

@@ -223,7 +223,7 @@ def trajectory_metrics(
 @dataclass
 class TrajectoryPoint:
     """The student at one evaluation of a trajectory, shaped like an ``ExperimentResult`` for
-    :func:`w2s_utils.book.results.paired_table` (``labels``, ``ids``, ``weak``, ``student``,
+    :func:`w2s_utils.analysis.paired_table` (``labels``, ``ids``, ``weak``, ``student``,
     ``ceiling``, ``config``) plus the history ``row`` and the ``rule`` that selected it."""
 
     config: TrajectoryConfig

@@ -45,15 +45,19 @@ from w2s_utils.metrics.intervals import (
 )
 from w2s_utils.metrics.w2s import (
     MISFIT_KINDS,
+    PER_EXAMPLE,
     PGR_MIN_GAP,
     misfit,
+    per_example,
     pgr,
+    summarize_predictions,
 )
 
 __all__ = [
     "CHUNK_ELEMENTS",
     "Interval",
     "MISFIT_KINDS",
+    "PER_EXAMPLE",
     "PGR_MIN_GAP",
     "Reliability",
     "accuracy",
@@ -73,6 +77,7 @@ __all__ = [
     "log_loss_per_example",
     "misfit",
     "one_hot",
+    "per_example",
     "pgr",
     "reliability",
     "seed_interval",
@@ -80,5 +85,6 @@ __all__ = [
     "seeds_and_test_statistic",
     "SeedsTestInterval",
     "smooth_ce",
+    "summarize_predictions",
     "tv",
 ]
