@@ -72,8 +72,9 @@ def test_per_example_against_the_error_decomposition(seed):
     assert v["eps"].mean() == pytest.approx(dec.eps, rel=1e-9, abs=1e-12)
     gain = dec.err_weak - dec.err_student
     assert v["gain"].mean() == pytest.approx(gain, rel=1e-9, abs=1e-12)
-    # the theory layer's interaction has the size of ours (its sign follows its own convention)
-    assert abs(v["interaction"].mean()) == pytest.approx(abs(dec.interaction), rel=1e-8, abs=1e-12)
+    # the theory layer speaks the same convention: gain = interaction - eps
+    assert v["interaction"].mean() == pytest.approx(dec.interaction, rel=1e-8, abs=1e-12)
+    assert dec.gain == pytest.approx(gain, rel=1e-9, abs=1e-12)
     np.testing.assert_allclose(v["gain"], v["interaction"] - v["eps"], rtol=0, atol=1e-12)
     y = torch.as_tensor(np.random.default_rng(seed).integers(0, f_star.shape[1], 40))
     onehot = metrics.one_hot(y, f_star.shape[1])

@@ -67,6 +67,7 @@ def test_dirichlet_triple_is_seeded_and_positive():
 def test_decomposition_check_has_no_residual_and_glues():
     check = pipeline.decomposition_check(20)
     assert len(check) == 20 and check.holds.all() and check.residual.max() < 1e-10
+    np.testing.assert_allclose(check.gain, check.interaction - check.eps, atol=1e-10)
     glued = pipeline.decomposition_glue(check)
     assert glued["lemma_n"] == 20 and glued["lemma_all_hold"]
     assert pipeline.decomposition_summary(check).data["instances"].sum() == 20

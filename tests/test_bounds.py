@@ -53,11 +53,12 @@ def test_lemma1_both_equalities_exact(seed, n, k, conc):
     assert r.residual_first <= 1e-12 and r.residual_second <= 1e-12
     pw = r.pointwise
     # pointwise terms average to the reported means, and the decomposition adds up per row
-    assert pw.student_minus_teacher.mean().item() == pytest.approx(r.lhs, abs=1e-12)
-    torch.testing.assert_close(
-        pw.student_minus_teacher, pw.eps + pw.interaction, rtol=0, atol=1e-11
-    )
-    assert r.err_student - r.err_weak == pytest.approx(r.eps + r.interaction, abs=1e-11)
+    assert pw.gain.mean().item() == pytest.approx(r.lhs, abs=1e-12) and r.gain == r.lhs
+    torch.testing.assert_close(pw.gain, pw.interaction - pw.eps, rtol=0, atol=1e-11)
+    assert r.err_weak - r.err_student == pytest.approx(r.interaction - r.eps, abs=1e-11)
+    # independently: the gain is the difference of the two KL(F*||.)
+    gain = (metrics.kl(f_star, weak) - metrics.kl(f_star, student)).mean().item()
+    assert r.gain == pytest.approx(gain, abs=1e-11)
     # the misfit term is the metrics module's KL(F_w || F_sw)
     assert r.eps == pytest.approx(metrics.kl(weak, student).mean().item(), rel=1e-12)
 
@@ -67,8 +68,8 @@ def test_lemma1_with_one_hot_truth_is_the_cross_entropy_difference():
     y = _labels(f_star, 0)
     one_hot = torch.nn.functional.one_hot(y, 4).to(F64)
     r = B.error_decomposition(one_hot, weak, student)
-    ce = -(student.log().gather(1, y[:, None]) - weak.log().gather(1, y[:, None])).mean().item()
-    assert r.holds and r.lhs == pytest.approx(ce, abs=1e-12)
+    ce_gain = (student.log().gather(1, y[:, None]) - weak.log().gather(1, y[:, None])).mean()
+    assert r.holds and r.lhs == pytest.approx(ce_gain.item(), abs=1e-12)
 
 
 def test_lemma1_rejects_zero_teacher_probabilities():
@@ -122,10 +123,10 @@ def test_clip_to_floor_binary_and_validation():
 # --------------------------------------------------------------------------- Theorem 1
 def _check_theorem1(r: B.GeneralizationBoundResult) -> None:
     assert r.holds
-    assert abs(r.diff) <= r.bound_tv * (1 + 1e-9) + 1e-12
+    assert abs(r.gain) <= r.bound_tv * (1 + 1e-9) + 1e-12
     assert r.bound_tv <= r.bound_eps * (1 + 1e-9) + 1e-12
     assert r.bound_tv <= r.bound_eps_rev * (1 + 1e-9) + 1e-12
-    assert r.lower == -r.upper and r.slack == pytest.approx(r.bound_tv - abs(r.diff))
+    assert r.lower == -r.upper and r.slack == pytest.approx(r.bound_tv - abs(r.gain))
 
 
 def test_theorem1_never_violated_on_floored_random_instances():
@@ -141,8 +142,8 @@ def test_theorem1_never_violated_on_floored_random_instances():
             student = (1 - 0.1) * weak + 0.1 * student
         r = B.generalization_bound(weak, student, f_star=f_star)
         _check_theorem1(r)
-        assert r.diff == pytest.approx(
-            metrics.kl(f_star, student).mean().item() - metrics.kl(f_star, weak).mean().item(),
+        assert r.gain == pytest.approx(
+            metrics.kl(f_star, weak).mean().item() - metrics.kl(f_star, student).mean().item(),
             abs=1e-12,
         )
         rl = B.generalization_bound(weak, student, labels=_labels(f_star, i))
@@ -166,21 +167,21 @@ def test_theorem1_with_given_gamma_after_clipping(seed, n, k, frac):
     assert r_emp.bound_tv <= r.bound_tv * (1 + 1e-12)
 
 
-def test_theorem1_labels_diff_is_the_cross_entropy_difference():
+def test_theorem1_labels_gain_is_the_cross_entropy_difference():
     f_star, weak, student = _triple(5, 200, 3, floor=0.01)
     y = _labels(f_star, 1)
     r = B.generalization_bound(weak, student, labels=y)
     one_hot = torch.nn.functional.one_hot(y, 3).to(F64)
     ce_weak = metrics.cross_entropy(one_hot, weak).mean().item()
     ce_student = metrics.cross_entropy(one_hot, student).mean().item()
-    assert r.source == "labels" and r.diff == pytest.approx(ce_student - ce_weak, abs=1e-12)
+    assert r.source == "labels" and r.gain == pytest.approx(ce_weak - ce_student, abs=1e-12)
     assert r.loss_weak == pytest.approx(ce_weak, abs=1e-12)
 
 
 def test_theorem1_identical_predictors_have_zero_bound():
     _, weak, _ = _triple(0, 20, 3, floor=0.01)
     r = B.generalization_bound(weak, weak.clone(), labels=torch.zeros(20, dtype=torch.long))
-    assert r.diff == 0.0 and r.bound_tv == 0.0 and r.holds
+    assert r.gain == 0.0 and r.bound_tv == 0.0 and r.holds
 
 
 def test_theorem1_binary_vector_input_equals_two_column_input():
@@ -224,15 +225,16 @@ def test_theorem1_alt_never_violated():
         for kw in ({"f_star": f_star}, {"labels": _labels(f_star, i)}):
             r = B.misfit_centred_bound(weak, student, **kw)
             assert r.holds, r
-            assert r.lower <= r.value + 1e-12 and r.value <= r.upper + 1e-12
+            assert r.lower <= r.gain + 1e-12 and r.gain <= r.upper + 1e-12
+            assert r.lhs == pytest.approx(abs(r.gain + r.eps)) and r.rhs == r.width
             assert r.width == pytest.approx(r.m * math.sqrt(2 * r.loss_weak))
 
 
 def test_theorem1_alt_is_exact_when_teacher_is_truth():
-    # Err(F_w) = 0: the interval collapses to Err(F_sw) = eps (Lemma 1 with F* = F_w)
+    # Err(F_w) = 0: the interval collapses to gain = -eps (Lemma 1 with F* = F_w)
     f_star, _, student = _triple(2, 40, 3, floor=0.01)
     r = B.misfit_centred_bound(f_star, student, f_star=f_star)
-    assert r.width == 0.0 and r.value == pytest.approx(r.eps, abs=1e-12) and r.holds
+    assert r.width == 0.0 and r.gain == pytest.approx(-r.eps, abs=1e-12) and r.holds
 
 
 # --------------------------------------------------------------------------- Theorem 2
@@ -379,7 +381,7 @@ def test_forward_kl_counterexample_is_found_and_genuine():
     assert ce.projection.moment_residual <= 1e-9
     r = B.forward_kl_identity(ce.instance.f_star, ce.instance.weak, ce.student)
     assert r.holds  # the identity (model-first KL) holds ...
-    assert not r.remark_holds  # ... but Err(F_sw) <= Err(F_w) - eps fails
+    assert not r.remark_holds  # ... but gain >= eps fails
     assert r.remark_lhs - r.remark_rhs == pytest.approx(ce.violation)
     # and the student is the projection: re-solving gives the same predictions
     proj = B.forward_kl_projection_linear(ce.instance.features, ce.instance.weak)
@@ -424,7 +426,7 @@ def test_charikar_linear_heads_equality_and_held_out_inequality():
         assert proj.orthogonality <= 1e-10
         r = B.squared_misfit_gain(inst.f_star[half:], weak[half:], proj.predictions)
         assert r.holds and abs(r.slack) <= 1e-9 * max(1.0, r.err_weak)  # Pythagoras: equality
-        assert r.misfit > 0 and r.gain == pytest.approx(r.err_weak - r.err_student)
+        assert r.misfit_sq > 0 and r.gain == pytest.approx(r.err_weak - r.err_student)
 
 
 def test_charikar_convex_cone_class_strict_inequality():
@@ -450,7 +452,7 @@ def test_charikar_multi_output_and_validation():
     gen = torch.Generator().manual_seed(0)
     f_star, weak = torch.randn(10, 3, generator=gen), torch.randn(10, 3, generator=gen)
     r = B.squared_misfit_gain(f_star, weak, f_star)
-    assert r.err_student == 0.0 and r.misfit == pytest.approx(r.err_weak) and r.holds
+    assert r.err_student == 0.0 and r.misfit_sq == pytest.approx(r.err_weak) and r.holds
     with pytest.raises(ValueError, match="student.*finite"):
         B.squared_misfit_gain(f_star, weak, torch.full((10, 3), float("nan")))
     with pytest.raises(ValueError, match="weak"):

@@ -52,7 +52,8 @@ def test_gain_within_room_at_every_step(seed, k, n, steps):
         lr = w.log() - s.log()
         assert gain == pytest.approx(res.gain[t], abs=1e-10)
         assert -float(lr.amax(-1).mean()) - 1e-12 <= gain <= -float(lr.amin(-1).mean()) + 1e-12
-        assert res.room[t] <= res.log_room[t] + 1e-12 <= res.theorem1_room[t] + 1e-12
+        assert res.room[t] <= res.log_room[t] + 1e-12 <= res.two_sided_room[t] + 1e-12
+        assert res.gain_lower[t] == pytest.approx(-float(lr.amax(-1).mean()), abs=1e-12)
     # the student that equals its teacher has no room left
     assert res.room[-1] == pytest.approx(0.0, abs=1e-12)
     assert res.best_gain == max(res.gain) and res.max_room == max(res.room)
@@ -74,7 +75,7 @@ def test_room_holds_exactly_on_a_labelled_sample(seed, k, n):
 def test_room_is_attained_by_a_point_mass_truth():
     weak, _, students = _trajectory_instance(3, 3, 20, 3)
     for t in range(3):
-        truth = T.worst_case_truth(weak, students[t], side="lower")  # argmin_j l_j: largest gain
+        truth = T.worst_case_truth(weak, students[t], side="upper")  # argmax_j r_j: largest gain
         res = T.trajectory_room(weak, students[t : t + 1], f_star=truth)
         assert res.gain[0] == pytest.approx(res.room[0], abs=1e-9)
 
@@ -283,3 +284,93 @@ def test_random_trajectory_instance():
     torch.testing.assert_close(students.sum(-1), torch.ones(5, 12, dtype=torch.float64))
     with pytest.raises(ValueError, match="steps"):
         T.random_trajectory(0, steps=1)
+
+
+# ------------------------------------------- the trajectories reuse chapter 1's shared pieces
+
+
+class _Stop(Exception):
+    """Raised where training would start: the keys are known by then."""
+
+
+def _piece_keys(monkeypatch, run) -> set[tuple[str, str]]:
+    """(kind, key hash) of every shared piece (teacher, ceiling) that ``run()`` looks up, with
+    nothing trained: piece lookups answer with placeholder predictions, results miss, and the
+    first training raises :class:`_Stop`. Splits are cut at small sizes (keys hold the
+    config's sizes, not the split's)."""
+    from w2s_utils.engine import cache
+    from w2s_utils.engine.experiment import scheduler
+
+    cut = data.make_splits
+    small = data.SplitSizes(40, 60, 20, 40)
+    monkeypatch.setattr(data, "make_splits", lambda ds, sizes, seed: cut(ds, small, seed))
+    seen: set[tuple[str, str]] = set()
+
+    def lookup(key, kind, **kw):
+        if kind not in ("weak_preds", "ceiling_preds"):
+            return None
+        seen.add((kind, cache.config_hash(key, 64)))
+        half = {s: np.full((n, 2), 0.5) for s, n in (("w2s_train", 60), ("val", 20), ("test", 40))}
+        return {**half, "hist__step": np.array([1.0])}
+
+    def stop(*args, **kwargs):
+        raise _Stop
+
+    monkeypatch.setattr(cache, "lookup", lookup)
+    monkeypatch.setattr(scheduler, "train_jobs", lambda jobs, *a, **k: stop() if jobs else [])
+    monkeypatch.setattr(tj, "build_model", stop)
+    run()
+    monkeypatch.undo()
+    return seen
+
+
+def _grid_pieces(preset: str):
+    """Chapter 1's grid cell by cell (a loop grid stops at its first training)."""
+    from w2s_utils.engine.experiment import run_grid
+
+    p = get_preset(preset)
+
+    def run():
+        for d in p.ladder_datasets:
+            for s in p.seeds:
+                for w in p.ladder_weaks:
+                    with pytest.raises(_Stop):
+                        run_grid(d, w, seeds=[s], preset=preset, progress=False)
+
+    return run
+
+
+def _trajectory_pieces(preset: str):
+    def run():
+        for cfg in tj.trajectory_configs(preset):
+            with pytest.raises(_Stop):
+                tj.run_trajectory(cfg)
+
+    return run
+
+
+@pytest.mark.parametrize("preset", ["gpu", "ci"])
+def test_trajectories_reuse_chapter_one_teachers_and_ceilings(isolated, monkeypatch, preset):
+    """Every teacher and ceiling a chapter-4 trajectory reads is one chapter 1's grid stores, by
+    cache key: at ``gpu`` the stacked ones (chapter 1 trains stacked there), at ``ci`` the
+    loop's. Nothing is trained to find out."""
+    monkeypatch.setenv("W2S_DEVICE", "cpu")
+    p = get_preset(preset)
+    grid = _piece_keys(monkeypatch, _grid_pieces(preset))
+    monkeypatch.setenv("W2S_DEVICE", "cpu")
+    trajectories = _piece_keys(monkeypatch, _trajectory_pieces(preset))
+    g = p.grid("overoptimization")
+    n_ceilings = len(g.datasets) * len(g.seeds)
+    assert len({k for k in trajectories if k[0] == "ceiling_preds"}) == n_ceilings
+    assert len({k for k in trajectories if k[0] == "weak_preds"}) == n_ceilings * len(g.weaks)
+    assert trajectories <= grid, "a trajectory would train a piece chapter 1 does not store"
+    cfg = tj.trajectory_configs(preset)[0]
+    assert cfg.trainer == p.trainer
+    from w2s_utils.engine import cache
+    from w2s_utils.engine.experiment import piece_key
+
+    stacked = (
+        "ceiling_preds",
+        cache.config_hash(piece_key(cfg.experiment, "ceiling", "stacked"), 64),
+    )
+    assert (stacked in trajectories) == (preset == "gpu")

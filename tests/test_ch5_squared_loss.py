@@ -53,7 +53,7 @@ def test_agnostic_bound_holds_off_the_class_and_its_identity(seed, cls):
     r = S.squared_misfit_gain_agnostic(T(f_star), T(weak), student, best, tol=1e-7)
     assert r.holds, (seed, cls, r)
     # exact identity: gain - misfit = projection term (>= 0) + cross term
-    assert r.gain - r.misfit == pytest.approx(r.projection_term + r.cross, abs=1e-9, rel=1e-9)
+    assert r.gain - r.misfit_sq == pytest.approx(r.projection_term + r.cross, abs=1e-9, rel=1e-9)
     assert r.projection_term >= -1e-7 * max(1.0, r.err_weak)
     if cls == "linear":
         assert abs(r.projection_term) <= 1e-8 * max(1.0, r.err_weak)
@@ -64,14 +64,14 @@ def test_agnostic_bound_reduces_to_the_realizable_one_and_is_attained():
     student = S.project_onto_class(x, weak).predictions
     a = S.squared_misfit_gain_agnostic(T(f_star), T(weak), student, T(f_star))
     b = S.squared_misfit_gain(T(f_star), T(weak), student)
-    assert a.approx == 0 and a.rhs == pytest.approx(b.misfit) and a.gain == pytest.approx(b.gain)
+    assert a.approx == 0 and a.lhs == pytest.approx(b.misfit_sq) and a.gain == pytest.approx(b.gain)
     # attained: class = span{e1} on two points, F* = (0, 1), weak = (0, 2): gain 0 = rhs
     feats, fs, w = np.array([[1.0], [0.0]]), np.array([0.0, 1.0]), np.array([0.0, 2.0])
     s = S.project_onto_class(feats, w).predictions
     g = S.project_onto_class(feats, fs).predictions
     r = S.squared_misfit_gain_agnostic(T(fs), T(w), s, g)
-    assert (r.gain, r.misfit, r.approx) == pytest.approx((0.0, 2.0, 0.5))
-    assert r.rhs == pytest.approx(0.0, abs=1e-12) and r.holds
+    assert (r.gain, r.misfit_sq, r.approx) == pytest.approx((0.0, 2.0, 0.5))
+    assert r.lhs == pytest.approx(0.0, abs=1e-12) and r.rhs == r.gain and r.holds
     assert not S.squared_misfit_gain(T(fs), T(w), s).holds  # the realizable form fails here
 
 
@@ -82,7 +82,7 @@ def test_nonconvex_class_fixed_counterexample():
     p = S.project_onto_class(feats, w, "one_sparse")
     assert torch.allclose(p.predictions, torch.tensor([0.0, 0.6], dtype=torch.float64))
     r = S.squared_misfit_gain(T(fs), T(w), p.predictions)
-    assert (r.gain, r.misfit) == pytest.approx((-0.32, 0.08)) and not r.holds
+    assert (r.gain, r.misfit_sq) == pytest.approx((-0.32, 0.08)) and not r.holds
 
 
 def test_found_counterexamples_are_fixed_and_real():
@@ -91,7 +91,7 @@ def test_found_counterexamples_are_fixed_and_real():
     for t in (nr, nc):
         assert t.violated and t.violation > 0
         again = S.squared_misfit_gain(t.f_star, t.weak, t.student)
-        assert not again.holds and again.misfit - again.gain == pytest.approx(t.violation)
+        assert not again.holds and again.misfit_sq - again.gain == pytest.approx(t.violation)
     # seeded: the same search finds the same instance
     assert S.find_squared_counterexample("nonrealizable", seed=0).seed == nr.seed
     assert nc.cls == "one_sparse" and nr.cls == "linear"

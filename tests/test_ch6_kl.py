@@ -104,15 +104,6 @@ def test_failure_rates_counts_and_wilson_interval():
         book_kl.failure_rates(0)
 
 
-@pytest.mark.parametrize("m,n", [(0, 10), (3, 10), (10, 10), (7, 40)])
-def test_wilson_matches_scipy(m, n):
-    from scipy.stats import binomtest
-
-    ci = binomtest(m, n).proportion_ci(method="wilson")
-    lo, hi = book_kl._wilson(m, n)
-    assert lo == pytest.approx(ci.low, abs=1e-12) and hi == pytest.approx(ci.high, abs=1e-12)
-
-
 def test_counterexample_table_adds_up_to_the_result():
     cx = theory.find_forward_kl_counterexample(0)
     df = book_kl.counterexample_table(cx)

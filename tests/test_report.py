@@ -120,8 +120,8 @@ def test_check_arrays_binary_full_file_reports_everything():
         t1_src = rows[f"Theorem 1 [{src}]"]
         interval = rows[f"Label-free interval [{src}]"]
         chain = rows[f"Generalization chain [{src}]"]
-        assert interval["lower"] <= interval["err_change"] <= interval["upper"]
-        assert interval["err_change"] == pytest.approx(t1_src["diff"])
+        assert interval["lower"] <= interval["gain"] <= interval["upper"]
+        assert interval["gain"] == pytest.approx(t1_src["gain"])
         assert chain["mean_max_abs_log_ratio"] <= chain["log_pinsker"] <= t1_src["bound_eps"]
         assert chain["bound_tv"] == pytest.approx(t1_src["bound_tv"])
         osc = rows[f"Oscillation bound [{src}]"]
@@ -217,7 +217,7 @@ def test_cli_in_process_table_and_json(tmp_path, capsys):
     assert data["metrics"] == expected["metrics"]
     assert [r["name"] for r in data["theorems"]] == [r["name"] for r in expected["theorems"]]
     chain = next(r for r in data["theorems"] if r["name"] == "Generalization chain [labels]")
-    assert chain["holds"] and chain["abs_change"] <= chain["mean_max_abs_log_ratio"]
+    assert chain["holds"] and chain["abs_gain"] <= chain["mean_max_abs_log_ratio"]
 
 
 def test_cli_json_has_no_nan(tmp_path, capsys):

@@ -68,9 +68,9 @@ def _labels(f_star: torch.Tensor, seed: int) -> torch.Tensor:
     return torch.multinomial(f_star, 1, generator=gen)[:, 0]
 
 
-def _err_change(f_star: torch.Tensor, weak: torch.Tensor, student: torch.Tensor) -> float:
-    """An independent reference: the difference of the two ``E KL(F*||.)``."""
-    return metrics.kl(f_star, student).mean().item() - metrics.kl(f_star, weak).mean().item()
+def _gain(f_star: torch.Tensor, weak: torch.Tensor, student: torch.Tensor) -> float:
+    """An independent reference: ``E KL(F*||F_w) - E KL(F*||F_sw)``, the gain."""
+    return metrics.kl(f_star, weak).mean().item() - metrics.kl(f_star, student).mean().item()
 
 
 def _le(a: float, b: float) -> bool:
@@ -83,26 +83,26 @@ instances = st.tuples(seeds, n_rows, n_classes, floor_fracs, concentrations, stu
 # --------------------------------------------------------------------------- label-free interval
 @SETTINGS
 @given(instances)
-def test_interval_contains_the_true_change_and_the_misfit_interval(inst):
+def test_interval_contains_the_true_gain_and_the_misfit_interval(inst):
     f_star, weak, student, _ = _instance(*inst)
     assume(_positive(weak, student))
     r = T.label_free_interval(weak, student, f_star=f_star)
-    assert r.holds and r.contains_change and r.contains_misfit and r.source == "f_star"
-    assert r.err_change == pytest.approx(_err_change(f_star, weak, student), abs=1e-9)
-    assert _le(r.lower, r.err_change) and _le(r.err_change, r.upper)
-    # [-eps_rev, eps] lies inside: sum_j F_w,j l_j = eps and sum_j F_sw,j l_j = -eps_rev
+    assert r.holds and r.contains_gain and r.contains_misfit and r.source == "f_star"
+    assert r.gain == pytest.approx(_gain(f_star, weak, student), abs=1e-9)
+    assert _le(r.lower, r.gain) and _le(r.gain, r.upper)
+    # [-eps, eps_rev] lies inside: sum_j F_w,j r_j = -eps and sum_j F_sw,j r_j = eps_rev
     assert r.eps == pytest.approx(metrics.kl(weak, student).mean().item(), abs=1e-12)
     assert r.eps_rev == pytest.approx(metrics.kl(student, weak).mean().item(), abs=1e-12)
-    assert _le(r.lower, -r.eps_rev) and _le(-r.eps_rev, r.eps) and _le(r.eps, r.upper)
+    assert _le(r.lower, -r.eps) and _le(-r.eps, r.eps_rev) and _le(r.eps_rev, r.upper)
     assert -1.0 - 1e-9 <= r.fraction_used <= 1.0 + 1e-9
     assert r.width == 0.0 or -1e-9 <= r.position <= 1.0 + 1e-9
-    assert r.slack == pytest.approx(min(r.upper - r.err_change, r.err_change - r.lower))
+    assert r.slack == pytest.approx(min(r.upper - r.gain, r.gain - r.lower))
     assert r.lhs <= r.rhs + 1e-9 and r.rhs == pytest.approx(r.width / 2)
     # without a truth: only the misfit containment, and the same interval
     bare = T.label_free_interval(weak, student)
-    assert bare.holds and bare.source == "none" and bare.err_change is None
+    assert bare.holds and bare.source == "none" and bare.gain is None
     assert (bare.lower, bare.upper) == (r.lower, r.upper)
-    assert bare.fraction_used is None and bare.contains_change is None
+    assert bare.fraction_used is None and bare.contains_gain is None
 
 
 @SETTINGS
@@ -114,12 +114,12 @@ def test_interval_label_version_holds_exactly_on_the_sample(inst, label_seed):
     r = T.label_free_interval(weak, student, labels=y)
     assert r.holds and r.source == "labels"
     one_hot = torch.nn.functional.one_hot(y, weak.shape[1]).to(F64)
-    ce_diff = (
-        metrics.cross_entropy(one_hot, student).mean().item()
-        - metrics.cross_entropy(one_hot, weak).mean().item()
+    ce_gain = (
+        metrics.cross_entropy(one_hot, weak).mean().item()
+        - metrics.cross_entropy(one_hot, student).mean().item()
     )
-    assert r.err_change == pytest.approx(ce_diff, abs=1e-9)
-    assert r.loss_student - r.loss_weak == pytest.approx(ce_diff, abs=1e-9)
+    assert r.gain == pytest.approx(ce_gain, abs=1e-9)
+    assert r.loss_weak - r.loss_student == pytest.approx(ce_gain, abs=1e-9)
 
 
 @SETTINGS
@@ -132,8 +132,8 @@ def test_interval_is_attained_exactly_by_the_point_mass_truth(inst, side):
     assert bool(((truth == 0) | (truth == 1)).all()) and bool((truth.sum(-1) == 1).all())
     r = T.label_free_interval(weak, student, f_star=truth)
     end = r.upper if side == "upper" else r.lower
-    assert abs(r.err_change - end) <= 1e-10
-    assert abs(_err_change(truth, weak, student) - end) <= 1e-10  # via KL, independently
+    assert abs(r.gain - end) <= 1e-10
+    assert abs(_gain(truth, weak, student) - end) <= 1e-10  # via KL, independently
     assert r.holds
     if r.width > 0:
         assert r.position == pytest.approx(1.0 if side == "upper" else 0.0, abs=1e-10)
@@ -142,12 +142,12 @@ def test_interval_is_attained_exactly_by_the_point_mass_truth(inst, side):
 
 
 def test_interval_is_the_worst_case_over_all_ground_truths_by_linear_programming():
-    # independent reference: maximise / minimise E sum_j F*_j l_j over every F* (rows in the
+    # independent reference: maximise / minimise E sum_j F*_j r_j over every F* (rows in the
     # simplex) with scipy's LP solver; the optimum is the interval's end
     for seed in range(20):
         k, n = 2 + seed % 4, 6
         f_star, weak, student, _ = _instance(seed, n, k, 0.5, 1.0, "independent")
-        lr = (weak.log() - student.log()).numpy().ravel() / n
+        lr = (student.log() - weak.log()).numpy().ravel() / n
         a_eq = np.kron(np.eye(n), np.ones((1, k)))
         r = T.label_free_interval(weak, student)
         for sign, end in ((-1.0, r.upper), (1.0, r.lower)):
@@ -156,8 +156,8 @@ def test_interval_is_the_worst_case_over_all_ground_truths_by_linear_programming
         # random ground truths never leave the interval
         for s in range(20):
             fs = random_simplex(n, k, concentration=0.2, seed=1000 * seed + s)
-            change = _err_change(fs, weak, student)
-            assert _le(r.lower, change) and _le(change, r.upper)
+            gain = _gain(fs, weak, student)
+            assert _le(r.lower, gain) and _le(gain, r.upper)
 
 
 def test_interval_needs_no_floor_only_positivity():
@@ -166,18 +166,18 @@ def test_interval_needs_no_floor_only_positivity():
     student = torch.cat([student, torch.tensor([[0.5, 0.5]], dtype=F64)])
     f_star = torch.cat([f_star, torch.tensor([[0.0, 1.0]], dtype=F64)])
     r = T.label_free_interval(weak, student, f_star=f_star)
-    assert r.holds and math.isfinite(r.lower) and r.lower < -300
-    assert r.err_change == pytest.approx(_err_change(f_star, weak, student), rel=1e-12)
+    assert r.holds and math.isfinite(r.upper) and r.upper > 300
+    assert r.gain == pytest.approx(_gain(f_star, weak, student), rel=1e-12)
 
 
 def test_interval_pointwise_terms_and_binary_input():
     f_star, weak, student, _ = _instance(3, 25, 2, 0.3, 1.0, "independent")
     r = T.label_free_interval(weak, student, f_star=f_star)
     pw = r.pointwise
-    torch.testing.assert_close(pw.log_ratio, weak.log() - student.log(), rtol=0, atol=1e-14)
+    torch.testing.assert_close(pw.log_ratio, student.log() - weak.log(), rtol=0, atol=1e-14)
     assert pw.min_log_ratio.mean().item() == r.lower and pw.max_log_ratio.mean().item() == r.upper
     lemma1 = T.error_decomposition(f_star, weak, student).pointwise.cross_term
-    torch.testing.assert_close(pw.change, lemma1, rtol=0, atol=1e-14)
+    torch.testing.assert_close(pw.gain, lemma1, rtol=0, atol=1e-14)
     b = T.label_free_interval(weak[:, 1], student[:, 1], f_star=f_star[:, 1])
     assert b.as_dict() == pytest.approx(r.as_dict())
     truth = T.worst_case_truth(weak[:, 1], student[:, 1])
@@ -191,8 +191,8 @@ _CHAIN = ("mean_max_abs_log_ratio", "mean_log_tv", "log_mean_tv", "log_pinsker")
 def _check_chain(c, gamma: float) -> None:
     assert c.holds, c
     values = [getattr(c, key) for key in _CHAIN]
-    if c.abs_change is not None:
-        values.insert(0, c.abs_change)
+    if c.abs_gain is not None:
+        values.insert(0, c.abs_gain)
     for a, b in zip(values, values[1:], strict=False):
         assert _le(a, b), (a, b)
     assert _le(c.log_mean_tv, c.log_pinsker_rev)
@@ -203,6 +203,8 @@ def _check_chain(c, gamma: float) -> None:
     assert _le(c.log_pinsker_rev, c.bound_eps_rev)
     assert _le(c.mean_max_abs_log_ratio, c.trivial) and _le(c.log_mean_tv, c.trivial)
     assert c.trivial == pytest.approx(math.log(1.0 / gamma))
+    # TV <= 1 caps the Pinsker link: every log link is at most log(1 + 1/gamma)
+    assert _le(c.log_pinsker, math.log1p(1.0 / gamma))
 
 
 def _numpy_links(weak: torch.Tensor, student: torch.Tensor, gamma: float) -> dict[str, float]:
@@ -216,7 +218,7 @@ def _numpy_links(weak: torch.Tensor, student: torch.Tensor, gamma: float) -> dic
         "mean_max_abs_log_ratio": np.abs(np.log(w) - np.log(s)).max(-1).mean(),
         "mean_log_tv": np.log(1 + tv / gamma).mean(),
         "log_mean_tv": np.log(1 + tv.mean() / gamma),
-        "log_pinsker": np.log(1 + np.sqrt(eps / 2) / gamma),
+        "log_pinsker": np.log(1 + min(1.0, np.sqrt(eps / 2)) / gamma),
         "bound_tv": tv.mean() / gamma,
         "bound_eps": np.sqrt(eps / 2) / gamma,
     }
@@ -231,7 +233,8 @@ def test_every_chain_link_is_ordered_and_below_theorem_1(inst, label_seed):
     t1 = T.generalization_bound(weak, student, f_star=f_star)
     assert c.gamma == t1.gamma and c.gamma_source == t1.gamma_source
     _check_chain(c, c.gamma)
-    assert c.abs_change == pytest.approx(abs(t1.diff), abs=1e-9)
+    assert c.abs_gain == pytest.approx(abs(t1.gain), abs=1e-9)
+    assert c.gain == pytest.approx(t1.gain, abs=1e-9)
     assert c.bound_tv == t1.bound_tv and c.bound_eps == t1.bound_eps
     assert c.bound_eps_rev == t1.bound_eps_rev
     ref = _numpy_links(weak, student, c.gamma)
@@ -241,7 +244,7 @@ def test_every_chain_link_is_ordered_and_below_theorem_1(inst, label_seed):
     _check_chain(cl, cl.gamma)
     bare = T.generalization_chain(weak, student)
     _check_chain(bare, bare.gamma)
-    assert bare.abs_change is None and bare.lhs == bare.mean_max_abs_log_ratio
+    assert bare.abs_gain is None and bare.lhs == bare.mean_max_abs_log_ratio
 
 
 @SETTINGS
@@ -286,7 +289,7 @@ def test_chain_links_table():
     c = T.generalization_chain(weak, student, f_star=f_star)
     rows = c.links()
     assert [r["key"] for r in rows] == [
-        "abs_change",
+        "abs_gain",
         *_CHAIN,
         "bound_tv",
         "bound_eps",
@@ -306,10 +309,10 @@ def test_identical_predictors_collapse_everything_to_zero():
     _, weak, _, _ = _instance(0, 15, 4, 0.5, 1.0, "independent")
     y = torch.zeros(15, dtype=torch.long)
     r = T.label_free_interval(weak, weak.clone(), labels=y)
-    assert (r.lower, r.upper, r.err_change, r.fraction_used) == (0.0, 0.0, 0.0, 0.0)
+    assert (r.lower, r.upper, r.gain, r.fraction_used) == (0.0, 0.0, 0.0, 0.0)
     assert r.position is None and r.holds
     c = T.generalization_chain(weak, weak.clone(), labels=y)
-    assert c.holds and c.abs_change == 0.0 and c.log_pinsker == 0.0 and c.bound_tv == 0.0
+    assert c.holds and c.abs_gain == 0.0 and c.log_pinsker == 0.0 and c.bound_tv == 0.0
     o = T.oscillation_bound(weak, weak.clone(), labels=y)
     assert o.holds and o.lhs == o.mid == o.rhs == o.old_width == 0.0
 
@@ -323,11 +326,12 @@ def test_oscillation_form_is_ordered_and_never_worse_than_the_old_width(inst, la
     o = T.oscillation_bound(weak, student, f_star=f_star)
     assert o.holds and o.source == "f_star"
     assert _le(o.lhs, o.mid) and _le(o.mid, o.rhs) and _le(o.rhs, o.old_width)
-    assert o.lhs == pytest.approx(abs(_err_change(f_star, weak, student) - o.eps), abs=1e-9)
+    assert o.lhs == pytest.approx(abs(_gain(f_star, weak, student) + o.eps), abs=1e-9)
     alt = T.misfit_centred_bound(weak, student, f_star=f_star)
     assert o.old_width == pytest.approx(alt.width, rel=1e-12, abs=1e-15) and o.m == alt.m
-    assert _le(o.lower, o.err_change) and _le(o.err_change, o.upper)
-    lr = weak.log() - student.log()
+    assert _le(o.lower, o.gain) and _le(o.gain, o.upper)
+    assert o.interaction == pytest.approx(o.gain + o.eps, abs=1e-12)
+    lr = student.log() - weak.log()
     osc = (lr.amax(-1) - lr.amin(-1)).numpy()
     assert o.mean_osc_sq == pytest.approx(float((osc**2).mean()), rel=1e-12)
     ol = T.oscillation_bound(weak, student, labels=_labels(f_star, label_seed))
@@ -342,11 +346,11 @@ def test_oscillation_binary_is_the_logit_gap_and_the_first_step_is_tight():
     o = T.oscillation_bound(weak, student, f_star=f_star)
     logit = lambda p: torch.log(p[:, 1]) - torch.log(p[:, 0])  # noqa: E731
     torch.testing.assert_close(o.pointwise.osc, (logit(weak) - logit(student)).abs())
-    # K = 2: |sum_j (F*_j - F_w,j) l_j| = TV(F*, F_w) osc for every x
+    # K = 2: |sum_j (F*_j - F_w,j) r_j| = TV(F*, F_w) osc for every x
     assert o.pointwise.interaction.abs().mean().item() == pytest.approx(o.mid, rel=1e-12)
     # a teacher equal to the truth: no interaction, zero width
     exact = T.oscillation_bound(f_star, student, f_star=f_star)
-    assert exact.rhs == 0.0 and exact.lhs == 0.0 and exact.err_change == pytest.approx(exact.eps)
+    assert exact.rhs == 0.0 and exact.lhs == 0.0 and exact.gain == pytest.approx(-exact.eps)
 
 
 def test_oscillation_beats_the_old_width_on_a_mixture_instance():
@@ -363,15 +367,15 @@ def test_no_floor_instance_tiny_misfit_large_gain():
     assert weak[0, 1].item() == 1e-8 and student[0, 1].item() == pytest.approx(1e-4)
     r = T.label_free_interval(weak, student, f_star=f_star)
     assert r.eps == pytest.approx(1e-4, rel=2e-3)
-    assert r.err_change == pytest.approx(-0.50, abs=2e-3)
-    assert r.holds and r.err_change < -1000 * r.eps
-    # Theorem 1 is not contradicted: its floor is 1e-8, so its bound is huge
+    assert r.gain == pytest.approx(0.50, abs=2e-3)
+    assert r.holds and r.gain > 1000 * r.eps
+    # the two-sided bound is not contradicted: its floor is 1e-8, so its bound is huge
     t1 = T.generalization_bound(weak, student, f_star=f_star)
     assert t1.holds and t1.gamma == pytest.approx(1e-8) and t1.bound_eps > 1e5
-    # the gain stays near -1/2 as delta -> 0 while eps -> 0
+    # the gain stays near +1/2 as delta -> 0 while eps -> 0
     small = no_floor_instance(1e-16)
     rs = T.label_free_interval(small.weak, small.student, f_star=small.f_star)
-    assert rs.eps < 2e-8 and rs.err_change == pytest.approx(-0.5, abs=1e-3)
+    assert rs.eps < 2e-8 and rs.gain == pytest.approx(0.5, abs=1e-3)
 
 
 # --------------------------------------------------------------------------- API

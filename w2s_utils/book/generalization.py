@@ -43,7 +43,6 @@ __all__ = [
     "sweep_figure",
     "no_floor_table",
     "no_floor_glue",
-    "hoeffding_term",
     "run_bounds",
     "group_means",
     "interval_figure",
@@ -68,7 +67,7 @@ LINKS = (
     ("mean_max_abs_log_ratio", "E max|ℓ|"),
     ("mean_log_tv", "E log(1+TV/γ)"),
     ("log_mean_tv", "log(1+E TV/γ)"),
-    ("log_pinsker", "log(1+√(ε/2)/γ)"),
+    ("log_pinsker", "log(1+min(1,√(ε/2))/γ)"),
     ("bound_tv", "E TV/γ"),
     ("bound_eps", "√(ε/2)/γ"),
 )
@@ -100,10 +99,11 @@ def positive(p: Any) -> torch.Tensor:
     """``p`` as float64, unchanged if strictly positive, else clipped to the floor 1e-12.
 
     A model's probabilities can underflow to exactly 0; every result of the chapter needs
-    positive predictions, and lifting those entries to 1e-12 changes nothing else.
+    positive predictions, and lifting those entries to 1e-12 changes nothing else
+    (:func:`w2s_utils.theory.ensure_floor` with ``zeros_only=True``: the I-projection onto the
+    floor, applied only where a zero occurs).
     """
-    t = _f64(p)
-    return t if bool((t > 0).all()) else theory.clip_to_floor(t, _LIFT)
+    return theory.ensure_floor(_f64(p), _LIFT, zeros_only=True)
 
 
 # ------------------------------------------------------------------------- worked example
@@ -113,8 +113,10 @@ def worked_example() -> tuple[pd.DataFrame, dict[str, float]]:
     lf = theory.label_free_interval(weak, student, f_star=f_star)
     ch = theory.generalization_chain(weak, student, f_star=f_star)
     osc = theory.oscillation_bound(weak, student, f_star=f_star)
-    top = theory.worst_case_truth(weak, student, "upper")
-    attained = theory.label_free_interval(weak, student, f_star=top).err_change
+    # ΔErr sign (Err(F_sw) - Err(F_w) = -gain) for the chapter's text until it is rewritten:
+    # its upper end is the lower end of the gain, attained by the truth at argmin_j r_j
+    top = theory.worst_case_truth(weak, student, "lower")
+    attained = -theory.label_free_interval(weak, student, f_star=top).gain
     log_ratio = np.log(weak[0] / student[0])
     table = pd.DataFrame(
         {
@@ -129,9 +131,9 @@ def worked_example() -> tuple[pd.DataFrame, dict[str, float]]:
     values = {
         "wx_l1": float(log_ratio[0]),
         "wx_l2": float(log_ratio[1]),
-        "wx_change": lf.err_change,
-        "wx_lower": lf.lower,
-        "wx_upper": lf.upper,
+        "wx_change": -lf.gain,
+        "wx_lower": -lf.upper,
+        "wx_upper": -lf.lower,
         "wx_attained": attained,
         "wx_share": abs(lf.fraction_used),
         "wx_eps": lf.eps,
@@ -139,7 +141,7 @@ def worked_example() -> tuple[pd.DataFrame, dict[str, float]]:
         "wx_gamma": ch.gamma,
         "wx_tv": ch.mean_tv,
         "wx_err_weak": osc.loss_weak,
-        "wx_interaction": osc.interaction,
+        "wx_interaction": -osc.interaction,
         "wx_osc": osc.mean_osc,
         "wx_osc_mid": osc.mid,
         "wx_osc_rhs": osc.rhs,
@@ -156,11 +158,13 @@ def _close(a: float, b: float, tol: float) -> bool:
 
 
 def _check_row(f_star: torch.Tensor, weak: torch.Tensor, student: torch.Tensor) -> dict:
+    """Every result of the chapter on one instance (gain convention: ``gain``, ``lower``,
+    ``upper`` of the gain ``Err(F_w) - Err(F_sw)``)."""
     lf = theory.label_free_interval(weak, student, f_star=f_star)
     ends = [
         theory.label_free_interval(
             weak, student, f_star=theory.worst_case_truth(weak, student, side)
-        ).err_change
+        ).gain
         for side in ("upper", "lower")
     ]
     ch = theory.generalization_chain(weak, student, f_star=f_star)
@@ -170,7 +174,7 @@ def _check_row(f_star: torch.Tensor, weak: torch.Tensor, student: torch.Tensor) 
     return {
         "K": int(weak.shape[1]),
         "gamma": ch.gamma,
-        "err_change": lf.err_change,
+        "gain": lf.gain,
         "lower": lf.lower,
         "upper": lf.upper,
         "eps": lf.eps,
@@ -195,18 +199,17 @@ def random_check(n_instances: int, *, n_inputs: int = 30) -> pd.DataFrame:
     """Every result of the chapter on ``n_instances`` random instances with a known ``F*``.
 
     Instance ``i`` is :func:`~w2s_utils.theory.instances.floored_triple` with ``K`` cycling
-    through :data:`K_VALUES`. One row per instance: the exact ``err_change``, the sharp
-    interval (``lower``, ``upper``) and whether it ``attained`` both ends with the point-mass
-    truths of ``worst_case_truth``, every link of the chain, Theorem 1, the oscillation form
+    through :data:`K_VALUES`, checked with :func:`w2s_utils.theory.sweep`. One row per instance:
+    the exact ``gain`` (``Err(F_w) - Err(F_sw)``), the sharp interval of the gain (``lower``,
+    ``upper``) and whether it ``attained`` both ends with the point-mass truths of
+    ``worst_case_truth``, every link of the chain, Theorem 1, the oscillation form
     (``osc_width``) and the old ``M`` form (``old_width``), and a ``*_holds`` flag per result.
     """
-    rows = []
-    with _one_thread():
-        for i in tqdm(range(n_instances), desc="random instances", leave=False):
-            k = K_VALUES[i % len(K_VALUES)]
-            triple = instances.floored_triple(100_000 * k + i, k, n_inputs=n_inputs)
-            rows.append(_check_row(*triple))
-    return pd.DataFrame(rows)
+    triples = (
+        instances.floored_triple(100_000 * k + i, k, n_inputs=n_inputs)
+        for i, k in ((i, K_VALUES[i % len(K_VALUES)]) for i in range(n_instances))
+    )
+    return theory.sweep(_check_row, triples, n_instances)
 
 
 _HOLDS = {
@@ -227,7 +230,7 @@ def check_summary(check: pd.DataFrame) -> Any:
         out[f"{name}: fails"] = grouped[col].apply(lambda h: int((~h.astype(bool)).sum()))
     out["median share of the sharp side"] = grouped.share_interval.median()
     out["median share of Theorem 1"] = grouped.apply(
-        lambda g: (g.err_change.abs() / g.bound_tv).median(), include_groups=False
+        lambda g: (g.gain.abs() / g.bound_tv).median(), include_groups=False
     )
     out["Theorem 1 > log(1/γ)"] = grouped.apply(
         lambda g: (g.bound_tv > g.trivial).mean(), include_groups=False
@@ -241,16 +244,14 @@ def check_summary(check: pd.DataFrame) -> Any:
 
 
 def check_glue(check: pd.DataFrame) -> dict[str, Any]:
-    share_t1 = check.err_change.abs() / check.bound_tv
+    share_t1 = check.gain.abs() / check.bound_tv
     return {
         "chk_n": len(check),
         "chk_fails": int(sum((~check[c].astype(bool)).sum() for c in _HOLDS)),
         "chk_attained": float(check.attained.mean()),
         "chk_share_interval": float(check.share_interval.median()),
         "chk_share_t1": float(share_t1.median()),
-        "chk_share_max_abs": float(
-            (check.err_change.abs() / check.mean_max_abs_log_ratio).median()
-        ),
+        "chk_share_max_abs": float((check.gain.abs() / check.mean_max_abs_log_ratio).median()),
         "chk_t1_over_trivial": float((check.bound_tv > check.trivial).mean()),
         "chk_t1_over_sharp": float((check.bound_tv / check.mean_max_abs_log_ratio).median()),
         "chk_osc_over_old": float((check.osc_width / check.old_width).median()),
@@ -260,14 +261,14 @@ def check_glue(check: pd.DataFrame) -> dict[str, Any]:
 def share_figure(check: pd.DataFrame) -> Figure:
     """How much of each bound the exact change uses, one box per link (linear axis, 0 to 1)."""
     shares = {"sharp side": check.share_interval}
-    shares |= {label: check.err_change.abs() / check[key] for key, label in LINKS}
-    shares["log(1/γ)"] = check.err_change.abs() / check.trivial
+    shares |= {label: check.gain.abs() / check[key] for key, label in LINKS}
+    shares["log(1/γ)"] = check.gain.abs() / check.trivial
     fig, ax = plt.subplots(figsize=(9.5, 3.8))
     data = [s.dropna().to_numpy() for s in shares.values()]
     ax.boxplot(data, whis=(5, 95), showfliers=False, widths=0.55)
     ax.set_xticks(range(1, len(shares) + 1), list(shares), rotation=20, ha="right")
     ax.set_ylim(0, 1.02)
-    ax.set_ylabel("|ΔErr| / bound  (share used)")
+    ax.set_ylabel("|gain| / bound  (share used)")
     ax.set_title(
         f"{len(check)} random instances: share of each bound used "
         "(box: quartiles, whiskers: 5%–95%)"
@@ -310,8 +311,8 @@ def clipping_sweep(
                         "K": k,
                         "gamma": float(g),
                         "raw_gamma": raw_gamma,
-                        "raw_change": abs(raw.err_change),
-                        "clipped_change": abs(lf.err_change),
+                        "raw_change": abs(raw.gain),
+                        "clipped_change": abs(lf.gain),
                         "share_sharp": share,
                         **{key: float(getattr(ch, key)) for key, _ in LINKS},
                         "trivial": ch.trivial,
@@ -360,7 +361,7 @@ def sweep_figure(sweep: pd.DataFrame) -> Figure:
     for col, label in [
         ("clipped_change", "|ΔErr| (clipped predictors)"),
         ("mean_max_abs_log_ratio", "E max|ℓ| (sharp)"),
-        ("log_pinsker", "log(1+√(ε/2)/γ)"),
+        ("log_pinsker", "log(1+min(1,√(ε/2))/γ)"),
         ("bound_tv", "Theorem 1: E TV/γ"),
         ("trivial", "log(1/γ)"),
     ]:
@@ -392,12 +393,12 @@ def no_floor_table(deltas: Sequence[float] = (1e-2, 1e-4, 1e-6, 1e-8)) -> pd.Dat
             {
                 "δ": d,
                 "ε": lf.eps,
-                "ΔErr": lf.err_change,
+                "ΔErr": -lf.gain,  # ΔErr sign for the chapter's text (= -gain)
                 "γ": ch.gamma,
                 "log(1+√(ε/2)/γ)": ch.log_pinsker,
                 "√(ε/2)/γ": ch.bound_eps,
-                "sharp lower": lf.lower,
-                "sharp upper": lf.upper,
+                "sharp lower": -lf.upper,
+                "sharp upper": -lf.lower,
             }
         )
     return pd.DataFrame(rows).set_index("δ")
@@ -415,33 +416,23 @@ def no_floor_glue(table: pd.DataFrame) -> dict[str, float]:
     }
 
 
-def hoeffding_term(gamma: float, n: int, delta: float = 0.05) -> float:
-    """``log(1/gamma) sqrt(log(1/delta) / (2 n))``: how far, with probability ``>= 1 - delta``,
-    the population's ``E max_j l_j`` can exceed its mean over ``n`` i.i.d. test inputs, for
-    predictors floored at ``gamma`` (``max_j l_j`` lies in ``[0, log(1/gamma)]``; Hoeffding)."""
-    if not 0.0 < gamma < 1.0:
-        raise ValueError(f"gamma: must lie in (0, 1), got {gamma!r}")
-    if not (isinstance(n, int) and n >= 1):
-        raise ValueError(f"n: must be a positive integer, got {n!r}")
-    if not 0.0 < delta < 1.0:
-        raise ValueError(f"delta: must lie in (0, 1), got {delta!r}")
-    return math.log(1.0 / gamma) * math.sqrt(math.log(1.0 / delta) / (2.0 * n))
-
-
 # ------------------------------------------------------------------------- language models
 def _bound_row(weak: torch.Tensor, student: torch.Tensor, gamma: float | None, **truth) -> dict:
+    """One run's interval and chain in the ΔErr sign the chapter's text reads today:
+    ``err_change = -gain``, ``lower``/``upper`` the ends of ``-gain`` (the theory's gain
+    interval turned over), ``position`` from the ΔErr side."""
     lf = theory.label_free_interval(weak, student, **truth)
     ch = theory.generalization_chain(weak, student, gamma=gamma, **truth)
     share = lf.fraction_used
     return {
         "gamma": ch.gamma,
-        "err_change": lf.err_change,
-        "lower": lf.lower,
-        "upper": lf.upper,
+        "err_change": -lf.gain,
+        "lower": -lf.upper,
+        "upper": -lf.lower,
         "eps": lf.eps,
         "eps_rev": lf.eps_rev,
         "share": abs(share) if share is not None else math.nan,
-        "position": lf.position,
+        "position": None if lf.position is None else 1.0 - lf.position,
         **{key: float(getattr(ch, key)) for key, _ in LINKS},
         "trivial": ch.trivial,
         "holds": lf.holds and ch.holds,

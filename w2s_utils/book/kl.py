@@ -64,7 +64,7 @@ def failure_rates(
     Returns ``(trials, rates)``: one row per trial (the :class:`~w2s_utils.theory.TrialOutcome`
     fields plus ``construction``), and per (kind, construction) the number of valid trials (the
     solver reached its optimum), of violations by more than ``margin``, the rate with a Wilson 95%
-    interval and the median and largest violation (``Err(F_sw) - (Err(F_w) - misfit)``, nats).
+    interval and the median and largest violation (``misfit - gain``, nats).
     """
     from tqdm.auto import tqdm
 
@@ -81,7 +81,7 @@ def failure_rates(
     for (kind, con), sub in trials.groupby(["kind", "construction"], sort=False):
         valid = sub[sub.valid]
         n, m = len(valid), int(valid.violated.sum())
-        lo, hi = _wilson(m, n)
+        lo, hi = metrics.wilson_interval(m, n)
         viol = valid.violation[valid.violated]
         out_rows.append(
             {
@@ -98,19 +98,6 @@ def failure_rates(
             }
         )
     return trials, pd.DataFrame(out_rows)
-
-
-def _wilson(m: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
-    """Wilson score interval for a binomial rate ``m / n`` (``nan`` for ``n = 0``)."""
-    if n == 0:
-        return np.nan, np.nan
-    p = m / n
-    den = 1 + z**2 / n
-    mid = (p + z**2 / (2 * n)) / den
-    half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / den
-    lo = 0.0 if m == 0 else max(0.0, mid - half)  # exact ends (no rounding residue)
-    hi = 1.0 if m == n else min(1.0, mid + half)
-    return float(lo), float(hi)
 
 
 def counterexample_table(cx: Any) -> pd.DataFrame:
@@ -169,7 +156,7 @@ def gaussian_bridge(f_star: Any, weak: Any, student: Any, sigma: float = 1.0) ->
     g = {"err_weak": gkl(fs, fw), "err_student": gkl(fs, fsw), "disagreement": gkl(fsw, fw)}
     g["slack"] = g["err_weak"] - g["disagreement"] - g["err_student"]
     half = 1.0 / (2 * sigma**2)
-    squared = [sq.err_weak * half, sq.err_student * half, sq.misfit * half, sq.slack * half]
+    squared = [sq.err_weak * half, sq.err_student * half, sq.misfit_sq * half, sq.slack * half]
     return pd.DataFrame(
         {"squared loss / (2 sigma^2)": squared, "Gaussian KL": list(g.values())}, index=list(g)
     )

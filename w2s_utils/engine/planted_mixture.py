@@ -166,7 +166,7 @@ def planted_mixture_from_features(
                     "err_weak": res.err_weak,
                     "err_student": res.err_student,
                     "gain": res.gain,
-                    "eps_rev": res.misfit,
+                    "eps_rev": res.eps_rev,
                     "eps": float(metrics.kl(weak[idx], st[idx]).mean()),
                     "slack": res.slack,
                 }

@@ -2,10 +2,17 @@
 
 Each result returns a frozen dataclass with both sides (``lhs``, ``rhs``), the ``slack`` and whether
 it ``holds``; the solvers produce a student that satisfies a result's hypotheses; the random
-instances build inputs on which each result's assumptions hold by construction.
+instances build inputs on which each result's assumptions hold by construction; :func:`sweep`
+checks a result on many random instances; :mod:`~w2s_utils.theory.flooring` is the one home of
+flooring probabilities.
 
-``Err(F) = E_x KL(F*(x) || F(x))``. Results that need ``f_star`` say so; with ``labels`` a result is
-applied to the empirical distribution (one-hot ground truth), where it holds exactly on the sample.
+One sign convention: ``Err(F) = E_x KL(F*(x) || F(x))``, the **gain** ``Err(F_w) - Err(F_sw)``
+(nats; positive: the student is better than its teacher), the student log-ratio
+``r_j = log F_sw,j - log F_w,j`` (so ``gain = E sum_j F*_j r_j``), the misfit
+``eps = E KL(F_w||F_sw)`` (weak -> student), ``eps_rev = E KL(F_sw||F_w)`` and the interaction
+``E sum_j (F*_j - F_w,j) r_j = gain + eps``. Results that need ``f_star`` say so; with ``labels``
+a result is applied to the empirical distribution (one-hot ground truth), where it holds exactly
+on the sample and the gain is ``CE(F_w) - CE(F_sw)``.
 """
 
 from __future__ import annotations
@@ -23,7 +30,6 @@ from w2s_utils.theory.calibration import (
     calibration_bound,
     ece_bound,
     multiclass_calibration_bound,
-    multiclass_smooth_ce,
 )
 from w2s_utils.theory.counterexamples import (
     TRIAL_KINDS,
@@ -38,31 +44,45 @@ from w2s_utils.theory.decomposition import (
     DecompositionResult,
     error_decomposition,
 )
+from w2s_utils.theory.error_aware import (
+    ErrorAwareCurve,
+    ErrorAwareIntervalResult,
+    error_aware_curve,
+    error_aware_interval,
+)
+from w2s_utils.theory.flooring import clip_to_floor, ensure_floor, mix_with_uniform
 from w2s_utils.theory.generalization import (
     GeneralizationBoundResult,
     GeneralizationChainPointwise,
     GeneralizationChainResult,
-    LabelFreeIntervalPointwise,
-    LabelFreeIntervalResult,
     MisfitCentredBoundResult,
     OscillationBoundPointwise,
     OscillationBoundResult,
-    clip_to_floor,
     generalization_bound,
     generalization_chain,
-    label_free_interval,
     misfit_centred_bound,
     oscillation_bound,
+)
+from w2s_utils.theory.intervals import (
+    LabelFreeIntervalPointwise,
+    LabelFreeIntervalResult,
+    hoeffding_term,
+    label_free_interval,
     worst_case_truth,
 )
 from w2s_utils.theory.kl import (
     ForwardKLIdentityResult,
+    KLDirectionGapResult,
     KLMisfitGainResult,
     forward_kl_identity,
+    kl_direction_gap,
     kl_misfit_gain,
 )
 from w2s_utils.theory.overoptimization import (
+    PATH_KINDS,
+    GainAlongPathResult,
     TrajectoryRoomResult,
+    gain_along_path,
     random_trajectory,
     trajectory_room,
 )
@@ -77,6 +97,7 @@ from w2s_utils.theory.projections import (
     least_squares_projection,
     reverse_kl_projection_linear,
 )
+from w2s_utils.theory.smooth_ce import MulticlassSmoothCE, multiclass_smooth_ce
 from w2s_utils.theory.squared_loss import (
     SQUARED_TRIAL_KINDS,
     ClassProjection,
@@ -89,6 +110,7 @@ from w2s_utils.theory.squared_loss import (
     squared_misfit_gain_agnostic,
     squared_trial,
 )
+from w2s_utils.theory.sweep import sweep
 
 __all__ = [
     "UndefinedResultError",
@@ -117,6 +139,7 @@ __all__ = [
     "TrialOutcome",
     "EceEscapeInstance",
     "MulticlassCalibrationBoundResult",
+    "MulticlassSmoothCE",
     "binned_ece_escape",
     "calibration_bound",
     "multiclass_calibration_bound",
@@ -152,4 +175,17 @@ __all__ = [
     "TrajectoryRoomResult",
     "trajectory_room",
     "random_trajectory",
+    "ErrorAwareCurve",
+    "ErrorAwareIntervalResult",
+    "error_aware_curve",
+    "error_aware_interval",
+    "ensure_floor",
+    "mix_with_uniform",
+    "hoeffding_term",
+    "KLDirectionGapResult",
+    "kl_direction_gap",
+    "PATH_KINDS",
+    "GainAlongPathResult",
+    "gain_along_path",
+    "sweep",
 ]

@@ -5,13 +5,14 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from w2s_utils import metrics
 from w2s_utils._validate import as_tensor, as_two_class, check_int, check_labels, check_number
 
 DEFAULT_TOL = 1e-9
@@ -56,7 +57,9 @@ def _check_tol(tol: float) -> float:
 
 
 def _probs(p: Any, name: str) -> Tensor:
-    """Validated ``[N, K]`` float64 distributions (``[N]`` binary expanded), renormalised."""
+    """Validated ``[N, K]`` float64 distributions (``[N]`` binary expanded). Rows must sum to 1
+    within :func:`w2s_utils._validate.sum_tolerance` of their dtype (else ``ValueError``); they
+    are then divided by their sums, a round-off correction no larger than that tolerance."""
     t = as_two_class(p, name)
     if t.dim() != 2:
         raise ValueError(
@@ -104,6 +107,28 @@ def _target(n_classes: int, ref: Tensor, f_star: Any, labels: Any) -> tuple[Tens
             "pass one label per row, a 1-D tensor [N]"
         )
     return torch.nn.functional.one_hot(y, n_classes).to(_F64), "labels"
+
+
+def _losses(target: Tensor, weak: Tensor, student: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-row KL(target||F_w), KL(target||F_sw) (= CE for one-hot targets)."""
+    return metrics.kl(target, weak, validate=False), metrics.kl(target, student, validate=False)
+
+
+def _log_ratio(weak: Any, student: Any, why: str) -> tuple[Tensor, Tensor, Tensor]:
+    """Validated ``weak``, ``student`` (float64 ``[N, K]``, strictly positive) and the student
+    log-ratio ``r = log F_sw - log F_w``."""
+    weak = _probs(weak, "weak")
+    student = _same(weak, "weak", _probs(student, "student"), "student")
+    _positive(weak, "weak", why)
+    _positive(student, "student", why)
+    return weak, student, student.log() - weak.log()
+
+
+def _optional_target(ref: Tensor, f_star: Any, labels: Any) -> tuple[Tensor | None, str]:
+    """``(target, source)`` like :func:`_target`, or ``(None, "none")`` when neither is given."""
+    if f_star is None and labels is None:
+        return None, "none"
+    return _target(ref.shape[-1], ref, f_star, labels)
 
 
 _LOSS_NAME = {
@@ -216,37 +241,17 @@ def _unpack(v: np.ndarray, k: int, d: int) -> np.ndarray:
     return np.vstack([v.reshape(k - 1, d), np.zeros((1, d))])
 
 
-@dataclass(frozen=True)
-class MisfitGainResult(_Result):
-    """Gain >= misfit: ``err_student <= err_weak - misfit``, i.e. ``gain = err_weak - err_student``
-    is at least the ``misfit`` between student and teacher, each result measuring error and misfit
-    its own way (squared loss; KL with the student first). ``lhs = err_student``,
-    ``rhs = err_weak - misfit``, ``slack = rhs - lhs``.
-    """
-
-    err_weak: float
-    err_student: float
-    misfit: float
-    gain: float
-    lhs: float
-    rhs: float
-    slack: float
-    holds: bool
-    tol: float
-
-    @classmethod
-    def from_errors(
-        cls, err_weak: float, err_student: float, misfit: float, tol: float
-    ) -> MisfitGainResult:
-        rhs = err_weak - misfit
-        return cls(
-            err_weak=err_weak,
-            err_student=err_student,
-            misfit=misfit,
-            gain=err_weak - err_student,
-            lhs=err_student,
-            rhs=rhs,
-            slack=rhs - err_student,
-            holds=_le(err_student, rhs, tol),
-            tol=tol,
-        )
+def _gain_at_least(
+    err_weak: float, err_student: float, misfit: float, tol: float
+) -> dict[str, Any]:
+    """The sides of ``gain >= misfit`` (``gain = err_weak - err_student``): ``lhs = misfit``,
+    ``rhs = gain``, ``slack = gain - misfit``, ``holds`` up to ``tol``."""
+    gain = err_weak - err_student
+    return {
+        "gain": gain,
+        "lhs": misfit,
+        "rhs": gain,
+        "slack": gain - misfit,
+        "holds": _le(misfit, gain, tol),
+        "tol": tol,
+    }

@@ -27,8 +27,10 @@ TRIAL_KINDS = ("forward_kl", "reverse_kl_logit", "reverse_kl_mixture", "forward_
 class TrialOutcome:
     """One random small instance tested against a (non-)guarantee.
 
-    ``violation = lhs - rhs`` of the inequality ``Err(F_sw) <= Err(F_w) - misfit`` (misfit = eps for
-    ``"forward_kl"``, ``E KL(F_sw||F_w)`` otherwise); ``valid`` when the solver reached its optimum.
+    The inequality is ``gain >= misfit`` (``gain = Err(F_w) - Err(F_sw)``; misfit = ``eps =
+    E KL(F_w||F_sw)`` for ``"forward_kl"``, ``eps_rev = E KL(F_sw||F_w)`` otherwise): ``lhs`` is
+    the misfit, ``rhs`` the gain and ``violation = lhs - rhs = misfit - gain`` (positive: the
+    inequality fails); ``valid`` when the solver reached its optimum.
     """
 
     kind: str
@@ -54,7 +56,7 @@ class Counterexample:
     instance: Any  # w2s_utils.theory.instances.LogitLinearInstance
     student: Tensor
     projection: Any  # LinearProjection
-    result: Any  # ForwardKLIdentityResult or Theorem3Result
+    result: Any  # ForwardKLIdentityResult or KLMisfitGainResult
     violation: float
 
 
@@ -131,7 +133,8 @@ def non_guarantee_trial(
     n_classes: int | None = None,
     margin: float = 1e-6,
 ) -> TrialOutcome:
-    """Test ``Err(F_sw) <= Err(F_w) - misfit`` on one small random realizable instance.
+    """Test ``gain >= misfit`` (``gain = Err(F_w) - Err(F_sw)``) on one small random realizable
+    instance.
 
     Instance (seeded): ``n`` in 4..11 points, ``d`` in 2..4 Gaussian features, ``K`` in 2..4 classes
     (or ``n_classes``), ``F* = softmax(W* phi)``, ``W* ~ N(0, 1)``, weak teacher arbitrary
@@ -139,7 +142,8 @@ def non_guarantee_trial(
     ``kind``: ``"forward_kl"`` (forward-KL student, misfit ``eps``; not a theorem),
     ``"reverse_kl_logit"`` (reverse-KL student on the logit-linear class; not a theorem: the class
     is not convex in probability space), ``"reverse_kl_mixture"`` (reverse-KL student on the convex
-    hull of ``F*`` and two other heads: Theorem 3, never violated), ``"forward_kl_mixture"``
+    hull of ``F*`` and two other heads: gain >= eps_rev is a theorem there, never violated),
+    ``"forward_kl_mixture"``
     (forward-KL student on that same convex hull, misfit ``E KL(F_sw||F_w)``: not a theorem, the
     direction of the divergence matters). ``violated`` means by more than
     ``margin``; only ``valid`` trials (solver at its optimum) count.
@@ -169,9 +173,9 @@ def find_forward_kl_counterexample(
     margin: float = 1e-6,
 ) -> Counterexample:
     """Search (deterministically from ``seed``) for a logit-linear instance where the forward-KL
-    student violates ``Err(F_sw) <= Err(F_w) - eps`` with ``Err = E KL(F*||.)`` by more than
-    ``margin``, with the projection verified optimal (moment residual <= 1e-9). The forward-KL
-    *identity* (error measured as ``KL(.||F*)``) still holds there: see ``result``."""
+    student violates ``gain >= eps`` (``gain = Err(F_w) - Err(F_sw)``, ``Err = E KL(F*||.)``) by
+    more than ``margin``, with the projection verified optimal (moment residual <= 1e-9). The
+    forward-KL *identity* (error measured as ``KL(.||F*)``) still holds there: see ``result``."""
     return _find("forward_kl", seed, max_tries, weak_noise, n_classes, margin)
 
 
@@ -184,7 +188,7 @@ def find_reverse_kl_logit_counterexample(
     margin: float = 1e-6,
 ) -> Counterexample:
     """Search (deterministically from ``seed``) for a logit-linear instance where the reverse-KL
-    student (best of several L-BFGS runs, gradient <= 1e-8, finite logits) violates Theorem 3's
-    inequality by more than ``margin``: the class ``softmax(W phi)`` is not convex in probability
-    space, so Theorem 3 does not apply."""
+    student (best of several L-BFGS runs, gradient <= 1e-8, finite logits) violates
+    ``gain >= eps_rev`` by more than ``margin``: the class ``softmax(W phi)`` is not convex in
+    probability space, so the reverse-KL theorem (:func:`kl_misfit_gain`) does not apply."""
     return _find("reverse_kl_logit", seed, max_tries, weak_noise, n_classes, margin)

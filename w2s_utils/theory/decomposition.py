@@ -1,6 +1,9 @@
-"""The exact error decomposition (chapter 1, Lemma 1).
+"""The exact error decomposition (chapter 1, Lemma 1), in the gain convention.
 
-Student error = teacher error + misfit + interaction, exactly, for every input.
+``gain = Err(F_w) - Err(F_sw) = interaction - eps`` exactly, for every input: the student's gain
+over its teacher is the interaction ``sum_j (F*_j - F_w,j) r_j`` minus the misfit
+``eps = KL(F_w||F_sw)``, with the student log-ratio ``r_j = log F_sw,j - log F_w,j``. The
+interaction must pay for the misfit.
 """
 
 from __future__ import annotations
@@ -27,27 +30,31 @@ from w2s_utils.theory._base import (
 # --------------------------------------------------------------------------- Lemma 1
 @dataclass(frozen=True)
 class DecompositionPointwise:
-    """Per-row terms of Lemma 1 (tensors [N] on the input's device)."""
+    """Per-row terms of the decomposition (tensors [N] on the input's device)."""
 
-    student_minus_teacher: Tensor  # KL(F*||F_sw) - KL(F*||F_w)
-    cross_term: Tensor  # sum_j F*_j log(F_w,j / F_sw,j)
-    eps: Tensor  # KL(F_w||F_sw), the misfit
-    interaction: Tensor  # sum_j (F*_j - F_w,j) log(F_w,j / F_sw,j)
+    gain: Tensor  # KL(F*||F_w) - KL(F*||F_sw)
+    cross_term: Tensor  # sum_j F*_j r_j, r_j = log(F_sw,j / F_w,j)
+    eps: Tensor  # KL(F_w||F_sw), the misfit (weak -> student)
+    interaction: Tensor  # sum_j (F*_j - F_w,j) r_j
 
 
 @dataclass(frozen=True)
 class DecompositionResult(_Result):
-    """Lemma 1: ``Err(F_sw) = Err(F_w) + eps + interaction``, pointwise and averaged.
+    """Lemma 1: ``gain = Err(F_w) - Err(F_sw) = interaction - eps``, pointwise and averaged.
 
-    ``residual_first``/``residual_second`` are the largest pointwise residuals of the two
-    equalities; ``lhs``/``rhs`` the averaged ``Err(F_sw) - Err(F_w)`` and ``eps + interaction``.
+    ``gain`` (nats, positive: the student is better), ``eps = E KL(F_w||F_sw)``,
+    ``interaction = E sum_j (F*_j - F_w,j) r_j`` and ``cross_term = E sum_j F*_j r_j`` (= gain),
+    ``r_j = log F_sw,j - log F_w,j``. ``residual_first``/``residual_second`` are the largest
+    pointwise relative residuals of ``gain = cross_term`` and ``cross_term = interaction - eps``;
+    ``lhs``/``rhs`` the averaged ``gain`` and ``interaction - eps``.
     """
 
-    NAME: ClassVar[str] = "Lemma 1"
-    RELATION: ClassVar[str] = "Err(F_sw) - Err(F_w) = eps + interaction"
+    NAME: ClassVar[str] = "error decomposition"
+    RELATION: ClassVar[str] = "gain = Err(F_w) - Err(F_sw) = interaction - eps"
 
     err_weak: float
     err_student: float
+    gain: float
     eps: float
     interaction: float
     cross_term: float
@@ -64,36 +71,37 @@ class DecompositionResult(_Result):
 def error_decomposition(
     f_star: Any, weak: Any, student: Any, *, tol: float = DEFAULT_TOL
 ) -> DecompositionResult:
-    """Lemma 1 (needs ``F*``): the exact decomposition of the student's error.
+    """Lemma 1 (needs ``F*``): the exact decomposition of the student's gain over its teacher.
 
-    ``KL(F*||F_sw) - KL(F*||F_w) = sum_j F*_j log(F_w,j/F_sw,j)
-    = KL(F_w||F_sw) + sum_j (F*_j - F_w,j) log(F_w,j/F_sw,j)`` for every x. ``F_w`` and ``F_sw``
-    must be strictly positive (``F*`` may have zeros). With one-hot ``f_star`` (labels) it is the
-    same identity for the empirical distribution.
+    ``KL(F*||F_w) - KL(F*||F_sw) = sum_j F*_j r_j = sum_j (F*_j - F_w,j) r_j - KL(F_w||F_sw)``
+    for every x, with ``r_j = log F_sw,j - log F_w,j``: gain = interaction - misfit. ``F_w`` and
+    ``F_sw`` must be strictly positive (``F*`` may have zeros). With one-hot ``f_star`` (labels) it
+    is the same identity for the empirical distribution (gain = ``CE(F_w) - CE(F_sw)``).
     """
     tol = _check_tol(tol)
     fs = _probs(f_star, "f_star")
     weak = _same(fs, "f_star", _probs(weak, "weak"), "weak")
     student = _same(fs, "f_star", _probs(student, "student"), "student")
-    _positive(weak, "weak", "Lemma 1 (log F_w / F_sw)")
-    _positive(student, "student", "Lemma 1 (log F_w / F_sw)")
-    log_ratio = weak.log() - student.log()
+    _positive(weak, "weak", "the error decomposition (log F_sw / F_w)")
+    _positive(student, "student", "the error decomposition (log F_sw / F_w)")
+    log_ratio = student.log() - weak.log()
     loss_student = metrics.kl(fs, student, validate=False)
     teacher = metrics.kl(fs, weak, validate=False)
     cross = (fs * log_ratio).sum(-1)
     objective = metrics.kl(weak, student, validate=False)
     interaction = ((fs - weak) * log_ratio).sum(-1)
-    diff = loss_student - teacher
+    gain = teacher - loss_student
     scale = torch.stack([loss_student, teacher, cross.abs(), objective, interaction.abs()]).amax(0)
     scale = scale.clamp_min(1.0)
-    res1 = float(((diff - cross).abs() / scale).max())
-    res2 = float(((cross - objective - interaction).abs() / scale).max())
-    lhs = _mean(diff)
-    rhs = _mean(objective) + _mean(interaction)
+    res1 = float(((gain - cross).abs() / scale).max())
+    res2 = float(((cross - interaction + objective).abs() / scale).max())
+    lhs = _mean(gain)
+    rhs = _mean(interaction) - _mean(objective)
     holds = res1 <= tol and res2 <= tol and _eq(lhs, rhs, tol)
     return DecompositionResult(
         err_weak=_mean(teacher),
         err_student=_mean(loss_student),
+        gain=lhs,
         eps=_mean(objective),
         interaction=_mean(interaction),
         cross_term=_mean(cross),
@@ -104,5 +112,5 @@ def error_decomposition(
         slack=rhs - lhs,
         holds=holds,
         tol=tol,
-        pointwise=DecompositionPointwise(diff, cross, objective, interaction),
+        pointwise=DecompositionPointwise(gain, cross, objective, interaction),
     )

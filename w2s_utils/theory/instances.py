@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from w2s_utils.theory.flooring import mix_with_uniform
+
 __all__ = [
     "MixtureInstance",
     "LogitLinearInstance",
@@ -65,7 +67,8 @@ def random_simplex(
     """``n`` i.i.d. Dirichlet(``concentration``) rows in the simplex, shape ``[n, n_classes]``.
 
     With ``floor > 0`` every row is mixed with the uniform distribution,
-    ``(1 - K floor) p + floor``, so every entry is at least ``floor`` (Theorem 1's gamma-floor).
+    ``(1 - K floor) p + floor`` (:func:`~w2s_utils.theory.mix_with_uniform`), so every entry is at
+    least ``floor`` (the gamma-floor of the two-sided bound).
     """
     _check_positive_int(n, "n")
     _check_positive_int(n_classes, "n_classes", 2)
@@ -76,7 +79,7 @@ def random_simplex(
     p = torch.from_numpy(rng.dirichlet(np.full(n_classes, float(concentration)), size=n))
     p = p.clamp_min(0.0)
     p = p / p.sum(-1, keepdim=True)
-    return (1.0 - n_classes * floor) * p + floor
+    return mix_with_uniform(p, floor)
 
 
 def weak_predictions(
@@ -91,7 +94,8 @@ def weak_predictions(
 
     ``noise=None``: arbitrary -- i.i.d. Dirichlet rows unrelated to ``F*``.
     ``noise=s``: close to ``F*`` -- ``softmax(log F* + s * N(0, I))``.
-    ``floor`` mixes with the uniform distribution so every entry is ``>= floor``.
+    ``floor`` mixes with the uniform distribution (:func:`~w2s_utils.theory.mix_with_uniform`)
+    so every entry is ``>= floor``.
     """
     n, k = f_star.shape
     _check_floor(floor, k)
@@ -103,7 +107,7 @@ def weak_predictions(
         gen = _generator(seed)
         eps = torch.randn((n, k), generator=gen, dtype=_DTYPE)
         p = torch.softmax(torch.log(f_star.to(_DTYPE)) + noise * eps, dim=-1)
-    return (1.0 - k * floor) * p + floor
+    return mix_with_uniform(p, floor)
 
 
 @dataclass(frozen=True)
@@ -253,14 +257,14 @@ class NoFloorInstance(NamedTuple):
 
 
 def no_floor_instance(delta: float = 1e-8) -> NoFloorInstance:
-    """Without a floor, ``eps -> 0`` does not force ``Err(F_sw) -> Err(F_w)``.
+    """Without a floor, ``eps -> 0`` does not force the gain ``Err(F_w) - Err(F_sw)`` to 0.
 
     ``F_w = (1 - delta, delta)``, ``F_sw = (1 - sqrt(delta), sqrt(delta))``,
     ``F* = (1 - a, a)`` with ``a = 1 / log(1/delta)``. Then ``eps = KL(F_w||F_sw) ~ sqrt(delta)``
-    while ``Err(F_sw) - Err(F_w) ~ -1/2`` for every ``delta`` (``delta = 1e-8``: ``eps ~ 1e-4``,
-    a gain of about 0.50 nats): the smallest entry (the floor) shrinks with ``delta``, so
-    Theorem 1's ``sqrt(eps/2)/gamma`` grows like ``delta^(-3/4)``. Needs ``0 < delta < 1/e``
-    (so that ``a < 1``). Returns ``(f_star, weak, student)`` as a named tuple.
+    while the gain ``Err(F_w) - Err(F_sw) ~ +1/2`` for every ``delta`` (``delta = 1e-8``:
+    ``eps ~ 1e-4``, a gain of about 0.50 nats): the smallest entry (the floor) shrinks with
+    ``delta``, so the two-sided bound's ``sqrt(eps/2)/gamma`` grows like ``delta^(-3/4)``. Needs
+    ``0 < delta < 1/e`` (so that ``a < 1``). Returns ``(f_star, weak, student)`` as a named tuple.
     """
     if not (isinstance(delta, int | float) and 0.0 < delta < math.exp(-1.0)):
         raise ValueError(f"delta: must lie in (0, 1/e) = (0, {math.exp(-1.0):.4g}), got {delta!r}")
@@ -279,7 +283,8 @@ def dirichlet_triple(seed: int, *, n_inputs: int = 64) -> tuple[Tensor, Tensor, 
 
     Instance ``seed``: ``K`` uniform in 2..10; each of the three tables is drawn from a Dirichlet
     with its own concentration, log-uniform in [0.1, 10] (nearly one-hot to nearly uniform);
-    ``weak`` and ``student`` are floored at 1e-9 (strictly positive, as the decomposition needs).
+    ``weak`` and ``student`` are floored at 1e-9 by mixing with the uniform (strictly positive, as
+    the decomposition needs).
     """
     _check_positive_int(n_inputs, "n_inputs")
     rng = np.random.default_rng(seed)

@@ -33,7 +33,11 @@ class IProjection:
     """Reverse-KL (I-)projection onto mixtures: ``F_sw = sum_i weights[i] components[i]``.
 
     ``objective = E KL(F_sw||F_w)``; ``gap`` is the Frank-Wolfe duality gap, an upper bound on
-    ``objective - min``, and bounds how far Theorem 3's slack can fall below 0.
+    ``objective - min``, and bounds how far the slack of :func:`kl_misfit_gain` (``gain -
+    eps_rev``) can fall below 0. When every weight is ``> 0`` the student lies in the relative
+    interior of the class, and there that slack is 0 (up to the solver's accuracy): the objective
+    is stationary along every direction inside the class, ``F* - F_sw`` included. When some weight
+    is 0 the student is on the class's boundary and the slack can be positive.
     """
 
     weights: Tensor
@@ -308,7 +312,10 @@ def reverse_kl_projection_linear(
     The objective is not convex in ``W``; this returns the best of ``n_restarts`` float64 L-BFGS
     runs (from 0, from the forward-KL solution, and from seeded random starts). ``converged`` when
     the best run's gradient is below 1e-8 and its logits stay finite (``max_abs_logit < 50``;
-    otherwise the infimum is approached by predictions running off to a vertex).
+    otherwise the infimum is approached by predictions running off to a vertex). ``converged``
+    certifies a stationary point, not the global minimum: a counterexample found with it is a
+    stationary point of the reverse-KL objective (the best of the starts) that violates the
+    inequality.
     """
     from scipy.optimize import minimize
 

@@ -9,9 +9,9 @@ from torch import Tensor
 
 from w2s_utils.theory._base import (
     DEFAULT_TOL,
-    MisfitGainResult,
     _check_tol,
     _features,
+    _gain_at_least,
     _le,
     _mean,
     _real,
@@ -21,15 +21,28 @@ from w2s_utils.theory._base import (
 
 
 @dataclass(frozen=True)
-class SquaredMisfitGainResult(MisfitGainResult):
-    """Charikar et al.: ``E(f_sw - F*)^2 <= E(f_w - F*)^2 - E(f_sw - f_w)^2`` (gain >= misfit).
+class SquaredMisfitGainResult(_Result):
+    """Charikar et al.: ``gain >= misfit_sq``, i.e. ``E(f_sw - F*)^2 <= E(f_w - F*)^2 -
+    E(f_sw - f_w)^2``, with ``gain = err_weak - err_student`` (squared errors) and the squared-loss
+    misfit ``misfit_sq = E(f_sw - f_w)^2``.
 
-    ``slack = 2 E<f_w - f_sw, f_sw - F*>`` >= 0 for a projection onto a convex class containing
-    ``F*``; it is 0 (Pythagoras) for least squares onto a linear class on the same sample.
+    ``lhs = misfit_sq``, ``rhs = gain``; ``slack = gain - misfit_sq = 2 E<f_w - f_sw, f_sw - F*>``
+    >= 0 for a projection onto a convex class containing ``F*``; it is 0 (Pythagoras) for least
+    squares onto a linear class on the same sample.
     """
 
-    NAME: ClassVar[str] = "Charikar et al."
-    RELATION: ClassVar[str] = "E(f_sw - F*)^2 <= E(f_w - F*)^2 - E(f_sw - f_w)^2"
+    NAME: ClassVar[str] = "gain >= squared misfit (Charikar et al.)"
+    RELATION: ClassVar[str] = "gain = E(f_w - F*)^2 - E(f_sw - F*)^2 >= E(f_sw - f_w)^2"
+
+    err_weak: float
+    err_student: float
+    misfit_sq: float
+    gain: float
+    lhs: float
+    rhs: float
+    slack: float
+    holds: bool
+    tol: float
 
 
 def squared_misfit_gain(
@@ -53,28 +66,34 @@ def squared_misfit_gain(
         return _mean(a.square() if a.dim() == 1 else a.square().sum(-1))
 
     err_weak, err_student, mis = sq(weak - fs), sq(student - fs), sq(student - weak)
-    return SquaredMisfitGainResult.from_errors(err_weak, err_student, mis, tol)
+    return SquaredMisfitGainResult(
+        err_weak=err_weak,
+        err_student=err_student,
+        misfit_sq=mis,
+        **_gain_at_least(err_weak, err_student, mis, tol),
+    )
 
 
 # --------------------------------------------------------------------------- non-realizable
 @dataclass(frozen=True)
 class SquaredMisfitGainAgnosticResult(_Result):
-    """Gain >= misfit - 2 sqrt(misfit * approx), ``approx = E(best - F*)^2`` (F* outside the class).
+    """``gain >= misfit_sq - 2 sqrt(misfit_sq * approx)``, ``approx = E(best - F*)^2`` (F* outside
+    the class), squared errors, ``gain = err_weak - err_student``.
 
     ``best`` is the projection of ``F*`` onto the convex class (the best predictor in it),
     ``student`` the projection of ``weak``. ``cross = 2 E<weak - student, best - F*>`` is the
     term that the realizable proof drops (0 when ``F* = best``); ``projection_term =
-    2 E<weak - student, student - best>`` >= 0 (the obtuse angle), and ``gain - misfit =
-    projection_term + cross``
-    exactly. ``lhs = gain``, ``rhs = misfit - 2 sqrt(misfit approx)``.
+    2 E<weak - student, student - best>`` >= 0 (the obtuse angle), and ``gain - misfit_sq =
+    projection_term + cross`` exactly. ``lhs = misfit_sq - 2 sqrt(misfit_sq approx)``,
+    ``rhs = gain``, ``slack = rhs - lhs``.
     """
 
-    NAME: ClassVar[str] = "misfit-gain, F* outside the class"
-    RELATION: ClassVar[str] = "gain >= misfit - 2 sqrt(misfit * approx)"
+    NAME: ClassVar[str] = "gain >= squared misfit, F* outside the class"
+    RELATION: ClassVar[str] = "gain >= misfit_sq - 2 sqrt(misfit_sq * approx)"
 
     err_weak: float
     err_student: float
-    misfit: float
+    misfit_sq: float
     gain: float
     approx: float
     projection_term: float
@@ -102,8 +121,8 @@ def squared_misfit_gain_agnostic(
     Hypotheses (not checkable from the arrays): one convex class of predictors contains
     ``student`` and ``best``; ``student`` is the L2 projection of ``weak`` onto it and ``best``
     that of ``f_star`` (on the same distribution: on a sample, both fitted on it). Then
-    ``gain >= misfit - 2 sqrt(misfit * approx)`` with ``approx = E(best - F*)^2``, which is the
-    realizable result (:func:`squared_misfit_gain`) when ``approx = 0``.
+    ``gain >= misfit_sq - 2 sqrt(misfit_sq * approx)`` with ``approx = E(best - F*)^2``, which is
+    the realizable result (:func:`squared_misfit_gain`) when ``approx = 0``.
     """
     tol = _check_tol(tol)
     fs = _real(f_star, "f_star")
@@ -113,19 +132,19 @@ def squared_misfit_gain_agnostic(
     err_weak, err_student, mis = _sq(weak - fs), _sq(student - fs), _sq(student - weak)
     approx = _sq(best - fs)
     gain = err_weak - err_student
-    rhs = mis - 2.0 * (mis * approx) ** 0.5
+    lower = mis - 2.0 * (mis * approx) ** 0.5
     return SquaredMisfitGainAgnosticResult(
         err_weak=err_weak,
         err_student=err_student,
-        misfit=mis,
+        misfit_sq=mis,
         gain=gain,
         approx=approx,
         projection_term=2.0 * _dot(weak - student, student - best),
         cross=2.0 * _dot(weak - student, best - fs),
-        lhs=gain,
-        rhs=rhs,
-        slack=gain - rhs,
-        holds=_le(rhs, gain, tol),
+        lhs=lower,
+        rhs=gain,
+        slack=gain - lower,
+        holds=_le(lower, gain, tol),
         tol=tol,
     )
 
@@ -203,7 +222,7 @@ class SquaredTrial:
 
     ``kind``: ``"realizable"`` (``F*`` in a convex class: the theorem, never violated),
     ``"nonrealizable"`` (``F*`` off the linear class) or ``"nonconvex"`` (``F*`` in the union of
-    ``d`` lines, student = the projection onto that union). ``violation = misfit - gain``;
+    ``d`` lines, student = the projection onto that union). ``violation = misfit_sq - gain``;
     ``violated`` when it exceeds ``margin``. ``result`` is the :class:`SquaredMisfitGainResult`.
     """
 
@@ -255,7 +274,7 @@ def squared_trial(kind: str, seed: int, *, margin: float = 1e-9) -> SquaredTrial
     weak = f_star + 10 ** rng.uniform(-1, np.log10(3.0)) * rng.normal(size=n)
     proj = project_onto_class(x, weak, cls)
     res = squared_misfit_gain(torch.from_numpy(f_star), torch.from_numpy(weak), proj.predictions)
-    violation = res.misfit - res.gain
+    violation = res.misfit_sq - res.gain
     return SquaredTrial(
         kind=kind,
         seed=seed,
