@@ -33,11 +33,18 @@ __all__ = [
     "check_same_shape",
     "check_seeds",
     "label_value",
+    "sum_tolerance",
 ]
 
 #: Half-precision inputs are computed in float32 (CPU half arithmetic is slow and too coarse for
 #: logs and sums); the tolerance of the sum-to-one check follows the input's own precision.
 _HALF = (torch.float16, torch.bfloat16)
+
+#: The sum-to-one rule (:func:`sum_tolerance`): this many machine epsilons of the input's
+#: precision, times sqrt(K), ...
+SUM_ULPS = 64.0
+#: ... and never more than this, whatever the precision and the number of classes.
+SUM_TOLERANCE_CAP = 1e-2
 
 
 def as_tensor(x: Any, name: str, *, floating: bool = True) -> torch.Tensor:
@@ -82,6 +89,27 @@ def _input_eps(x: Any) -> float:
     return 0.0
 
 
+def sum_tolerance(eps: float, n_classes: int) -> float:
+    """How far from 1 a row of ``n_classes`` probabilities stored with machine epsilon ``eps`` may
+    sum: ``min(SUM_TOLERANCE_CAP, SUM_ULPS * max(eps, eps_float32) * sqrt(n_classes))``.
+
+    The one rule of the library and the CLI. Rounding each entry of a distribution to a precision
+    moves its sum by at most one unit roundoff; a softmax computed in that precision adds errors
+    that grow like sqrt(K) (random rounding). 64 epsilons times sqrt(K) leaves room for both.
+    Precisions finer than float32 are judged at float32's (a float64 array often holds a float32
+    model's output), and the cap (0.01) bounds the rule for coarse dtypes and many classes: a
+    float16 or bfloat16 row over 1,000 classes still has to sum to 1 within 0.01, never within
+    more than 1. float32 and float64, K = 2: 1.1e-5; float16, any K: 0.01.
+    """
+    eps = max(float(eps), float(torch.finfo(torch.float32).eps))
+    return min(SUM_TOLERANCE_CAP, SUM_ULPS * eps * math.sqrt(max(int(n_classes), 1)))
+
+
+def _dtype_name(x: Any) -> str:
+    dtype = getattr(x, "dtype", None)
+    return str(dtype).removeprefix("torch.") if dtype is not None else "float64"
+
+
 def _check_nonempty(t: torch.Tensor, name: str) -> None:
     if t.numel() == 0:
         raise ValueError(f"{name}: is empty (shape {tuple(t.shape)}); pass at least one element")
@@ -92,17 +120,17 @@ def _check_nonempty(t: torch.Tensor, name: str) -> None:
         )
 
 
-def check_probs(p: Any, name: str = "p", atol: float = 1e-5) -> torch.Tensor:
+def check_probs(p: Any, name: str = "p") -> torch.Tensor:
     """Validate probabilities and return them as a floating tensor (same device).
 
     ``[N]``: binary positive-class probabilities, each in [0, 1]. ``[..., K]``: each row (last axis)
-    a distribution: entries in [0, 1], summing to 1 within ``atol``. NaN/inf, empty input and
-    scalars are rejected.
+    a distribution: entries in [0, 1], summing to 1 within :func:`sum_tolerance` of the input's
+    own dtype (before half precision is computed in float32). NaN/inf, empty input and scalars
+    are rejected.
     """
     t = as_tensor(p, name)
     _check_nonempty(t, name)
-    # a row of K entries stored in (say) float16 sums to 1 only up to ~K rounding errors
-    atol = max(atol, t.shape[-1] * _input_eps(p)) if t.dim() >= 2 else atol
+    atol = sum_tolerance(_input_eps(p), t.shape[-1]) if t.dim() >= 2 else 0.0
     lo, hi = torch.aminmax(t.detach())
     lo_f, hi_f = float(lo), float(hi)
     if not (np.isfinite(lo_f) and np.isfinite(hi_f)):
@@ -124,8 +152,9 @@ def check_probs(p: Any, name: str = "p", atol: float = 1e-5) -> torch.Tensor:
         dev = max(float(s_hi) - 1.0, 1.0 - float(s_lo))
         if dev > atol:
             raise ValueError(
-                f"{name}: rows (last axis) must sum to 1 within {atol:g}, worst row is off by "
-                f"{dev:.3g}; normalise with p / p.sum(-1, keepdim=True) or use softmax"
+                f"{name}: rows (last axis) must sum to 1 within {atol:.3g} (the tolerance of "
+                f"{_dtype_name(p)} with {t.shape[-1]} classes), worst row is off by {dev:.3g}; "
+                "normalise with p / p.sum(-1, keepdim=True) or use softmax"
             )
     return t
 
@@ -212,12 +241,17 @@ def check_finite(x: Any, name: str) -> torch.Tensor:
     return t
 
 
-def check_int(x: Any, name: str, minimum: int | None = None) -> int:
-    """A whole number (Python or numpy integer, not bool) ``>= minimum``, as a Python ``int``."""
+def check_int(
+    x: Any, name: str, minimum: int | None = None, maximum: int | None = None
+) -> int:
+    """A whole number (Python or numpy integer, not bool) in ``[minimum, maximum]``, as a Python
+    ``int`` (a float such as 2.5 or 1e9 is refused, never truncated)."""
     if isinstance(x, bool | np.bool_) or not isinstance(x, int | np.integer):
         raise ValueError(f"{name}: must be an integer, got {x!r} ({type(x).__name__})")
     if minimum is not None and x < minimum:
         raise ValueError(f"{name}: must be an integer >= {minimum}, got {int(x)}")
+    if maximum is not None and x > maximum:
+        raise ValueError(f"{name}: must be an integer <= {maximum}, got {int(x)}")
     return int(x)
 
 

@@ -54,11 +54,18 @@ __all__ = [
 REQUIRED = ("weak", "student", "labels")
 OPTIONAL = ("ceiling", "f_star")
 _PREDICTORS = ("weak", "student", "ceiling")
+#: Most bins of the binned ECE (more leaves nearly every bin empty, and allocates for nothing).
+MAX_BINS = 100_000
+#: Most elements one array of a checked file may declare (2^27: 1 GiB once read as float64).
+MAX_ELEMENTS = 1 << 27
 
 
 # --------------------------------------------------------------------------- inputs
 def _as_probs(x: Any, name: str) -> torch.Tensor:
-    """Validated float64 ``[N, K]`` probabilities (``[N]`` read as binary)."""
+    """Validated float64 ``[N, K]`` probabilities (``[N]`` read as binary): rows checked to sum to
+    1 at the precision of the saved dtype (:func:`w2s_utils._validate.sum_tolerance`), then
+    divided by their sums in float64, a correction within that tolerance (float16 rows are off
+    by up to 1e-3, which float64 arithmetic downstream would reject)."""
     if isinstance(x, np.ndarray) and x.dtype == object:
         raise ValueError(f"{name}: holds Python objects; save a numeric array")
     t = as_two_class(x, name)
@@ -66,7 +73,8 @@ def _as_probs(x: Any, name: str) -> torch.Tensor:
         raise ValueError(
             f"{name}: expected probabilities [N] (binary) or [N, K], got shape {tuple(t.shape)}"
         )
-    return t.to(torch.float64)
+    t = t.to(torch.float64)
+    return t / t.sum(-1, keepdim=True)
 
 
 def _prepare(
@@ -280,7 +288,7 @@ def check_arrays(
     are first clipped to it (:func:`w2s_utils.theory.clip_to_floor`). Non-finite values stay
     ``inf``/``nan`` here (:func:`format_report`/JSON render them).
     """
-    n_bins = check_int(n_bins, "n_bins", minimum=1)
+    n_bins = check_int(n_bins, "n_bins", minimum=1, maximum=MAX_BINS)
     if gamma is not None:
         gamma = check_number(gamma, "gamma", lo=0.0, hi=1.0, lo_open=True)
     if clip and gamma is None:
@@ -377,6 +385,56 @@ def _check_regular_file(path: str, how: str) -> None:
         raise ValueError(f"{path}: is empty (0 bytes); {how}")
 
 
+def _memory_bytes() -> int | None:
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _bound_declared_sizes(path: str, names: set[str]) -> None:
+    """Read the shape each member ``names`` declares in its ``.npy`` header (without reading its
+    data) and refuse sizes that could not be held, before anything is allocated: more than
+    :data:`MAX_ELEMENTS` elements in one array, or more than a quarter of this machine's memory
+    for all of them as float64 (a small compressed file can declare terabytes)."""
+    how = "check the file; to check more predictions, call check.check_arrays on subsets"
+    total = 0
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                name = info.filename.removesuffix(".npy")
+                if name not in names:
+                    continue
+                with zf.open(info) as fh:
+                    try:
+                        version = np.lib.format.read_magic(fh)
+                        read = (
+                            np.lib.format.read_array_header_1_0
+                            if version == (1, 0)
+                            else np.lib.format.read_array_header_2_0
+                        )
+                        shape = read(fh)[0]
+                    except ValueError as err:
+                        raise ValueError(
+                            f"{path}: array {name!r} has no valid .npy header ({err}); {how}"
+                        ) from err
+                elements = math.prod(int(d) for d in shape)
+                if elements > MAX_ELEMENTS:
+                    raise ValueError(
+                        f"{path}: array {name!r} declares shape {tuple(shape)}, {elements:.3g} "
+                        f"elements, more than the {MAX_ELEMENTS:,} allowed per array; {how}"
+                    )
+                total += 8 * elements
+    except (zipfile.BadZipFile, OSError, EOFError) as err:
+        raise ValueError(f"{path}: not a readable .npz archive ({err}); {how}") from err
+    memory = _memory_bytes()
+    if memory is not None and total > memory // 4:
+        raise ValueError(
+            f"{path}: its arrays declare {total / 2**30:.1f} GiB as float64, more than a quarter "
+            f"of this machine's {memory / 2**30:.1f} GiB of memory; {how}"
+        )
+
+
 def check_file(
     path: str | os.PathLike[str],
     *,
@@ -414,6 +472,7 @@ def check_file(
         )
     with archive:
         names = set(archive.files)
+        _bound_declared_sizes(path, names & {*REQUIRED, *OPTIONAL})
         missing = [k for k in REQUIRED if k not in names]
         if missing:
             raise ValueError(
@@ -560,20 +619,20 @@ def _extra_lines(r: dict[str, Any]) -> list[str]:
         ]
     if kind == theory.LabelFreeIntervalResult.NAME:
         return [
-            f"    {name}: [{r['lower']:.4g}, {r['upper']:.4g}] contains [-eps_rev, eps] = "
-            f"[{-r['eps_rev']:.4g}, {r['eps']:.4g}]; change = {_g(r['err_change'])}, "
+            f"    {name}: gain in [{r['lower']:.4g}, {r['upper']:.4g}], containing [-eps, eps_rev] "
+            f"= [{-r['eps']:.4g}, {r['eps_rev']:.4g}]; gain = {_g(r['gain'])}, "
             f"share of its side used = {_g(r['fraction_used'])}"
         ]
     if kind == theory.GeneralizationChainResult.NAME:
         return [
-            f"    {name}: |change| = {_g(r['abs_change'])} <= {r['mean_max_abs_log_ratio']:.4g} "
+            f"    {name}: |gain| = {_g(r['abs_gain'])} <= {r['mean_max_abs_log_ratio']:.4g} "
             f"<= {r['mean_log_tv']:.4g} <= {r['log_mean_tv']:.4g} <= {r['log_pinsker']:.4g}; "
             f"E TV/gamma = {r['bound_tv']:.4g}, log(1/gamma) = {r['trivial']:.4g} "
             f"(gamma = {r['gamma']:.4g})"
         ]
     if kind == theory.OscillationBoundResult.NAME:
         return [
-            f"    {name}: |change - eps| = {r['lhs']:.4g} <= E[osc TV] = {r['mid']:.4g} <= "
+            f"    {name}: |gain + eps| = {r['lhs']:.4g} <= E[osc TV] = {r['mid']:.4g} <= "
             f"{r['rhs']:.4g} <= M sqrt(2 Err(F_w)) = {r['old_width']:.4g}"
         ]
     return []
@@ -606,7 +665,9 @@ def add_check_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("file", metavar="FILE.npz", help="numpy .npz archive with the predictions")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
-    p.add_argument("--n-bins", type=int, default=15, help="bins for the binned ECE (default 15)")
+    p.add_argument(
+        "--n-bins", type=int, default=15, help="bins for the binned ECE, 1..100000 (default 15)"
+    )
     p.add_argument(
         "--gamma",
         type=float,

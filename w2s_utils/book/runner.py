@@ -11,14 +11,23 @@
    failed build leaves the previous site as it was).
 
 A failing notebook stops the run with the notebook, the failing cell (index, first source line,
-error) and the path of its executed copy.
+error) and the path of its executed copy. Progress and failure reports go to stderr.
+
+Faults leave nothing running and nothing half-built. Every child (papermill, Jupyter Book) dies
+with the runner, even on ``kill -9``: on Linux it gets a parent-death signal
+(``prctl(PR_SET_PDEATHSIG, SIGKILL)``), and everywhere it watches a pipe from the runner and ends
+itself when the pipe closes; a notebook's kernel ends when its papermill process does (ipykernel
+polls its parent). Work in progress lives under temp names
+(:func:`w2s_utils.engine.cache.temp_name`); every run first sweeps those of runs that are gone.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import datetime as dt
 import json
+import math
 import os
 import platform
 import re
@@ -27,6 +36,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -34,6 +44,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from w2s_utils._validate import check_number
+from w2s_utils.engine.cache import notice, sweep_stale_temps, temp_name
 from w2s_utils.engine.presets import get_preset
 
 BUILD_DIR = "_build"
@@ -47,6 +59,12 @@ BUILD_INFO_START = "<!-- build-info:start -->"
 BUILD_INFO_END = "<!-- build-info:end -->"
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 STAGED_ITEMS = ("_config.yml", "_toc.yml", "CITATION.cff", "book")
+#: A run's own work in progress older than this (no write for a day) belongs to nobody.
+STALE_BUILD_SECONDS = 24 * 3600.0
+#: The longest --timeout accepted (30 days); a larger or infinite one is a typo.
+MAX_TIMEOUT_SECONDS = 30 * 24 * 3600.0
+#: Environment variable naming the file descriptor a child watches (see :func:`watch_parent`).
+WATCH_FD_ENV = "W2S_PARENT_WATCH_FD"
 VERSION_PACKAGES = (
     "w2s-utils",
     "torch",
@@ -153,9 +171,16 @@ def toc_notebooks(root: Path) -> list[Path]:
 
 
 def select_notebooks(notebooks: list[Path], only: str | None) -> list[Path]:
-    """Filter by ``--only`` (a stem like ``01_pipeline``, a path, or a unique prefix)."""
-    if not only:
+    """Filter by ``--only`` (a stem like ``01_pipeline``, a path, or a unique prefix); ``None``
+    keeps every notebook, an empty or blank ``only`` is an error (it names no chapter)."""
+    if only is None:
         return notebooks
+    if not only.strip():
+        names = ", ".join(nb.stem for nb in notebooks)
+        raise ValueError(
+            f"--only {only!r}: names no chapter; pass one of: {names} (or leave out --only to "
+            "run every chapter)"
+        )
     key = only.removesuffix(".ipynb")
     hits = [nb for nb in notebooks if key in (nb.stem, nb.with_suffix("").as_posix())]
     if not hits:
@@ -245,8 +270,29 @@ CELL_TIMEOUT_EXIT = 3
 CELL_TIMEOUT_MARK = "w2s-book-runner: cell timeout"
 
 
+def watch_parent() -> None:
+    """In a child started by :func:`spawn_watched`: end this process as soon as the runner is
+    gone (its end of the pipe named by ``$W2S_PARENT_WATCH_FD`` closes, which even ``kill -9``
+    of the runner does). A no-op without the variable."""
+    fd = os.environ.pop(WATCH_FD_ENV, None)
+    if fd is None:
+        return
+    watched = int(fd)
+
+    def wait() -> None:
+        try:
+            while os.read(watched, 1):
+                pass
+        except OSError:
+            pass
+        os.kill(os.getpid(), signal.SIGKILL)  # the kernel follows: ipykernel polls its parent
+
+    threading.Thread(target=wait, name="w2s-watch-parent", daemon=True).start()
+
+
 def _execute_child(args: list[str]) -> int:
     """Child process: run one notebook with papermill's Python API."""
+    watch_parent()
     import papermill
 
     spec = json.loads(args[0])
@@ -313,6 +359,79 @@ def _hide_injected_parameters(path: Path) -> None:
     os.replace(tmp, path)
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent_hook() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that asks Linux to SIGKILL the child when the runner dies (prepared in
+    the parent: the child only calls it); ``None`` where ``prctl`` is not available."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def hook() -> None:
+        prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        if os.getppid() != parent:  # the runner died before the signal was armed
+            os._exit(1)
+
+    return hook
+
+
+def spawn_watched(cmd: list[str], *, cwd: Path, env: dict[str, str], **kwargs: Any):
+    """``subprocess.Popen(cmd)`` in a new session, tied to this process: it gets a parent-death
+    signal (Linux) and the read end of a pipe (``$W2S_PARENT_WATCH_FD``) that closes when this
+    process ends, however it ends; children that call :func:`watch_parent` end with it. Returns
+    the ``Popen``; its pipe end is closed by :func:`finish_watched`."""
+    read_fd, write_fd = os.pipe()
+    try:
+        proc = subprocess.Popen(
+            cmd,
+            cwd=cwd,
+            env={**env, WATCH_FD_ENV: str(read_fd)},
+            pass_fds=(read_fd,),
+            preexec_fn=_die_with_parent_hook(),
+            start_new_session=True,
+            **kwargs,
+        )
+    except BaseException:
+        os.close(write_fd)
+        raise
+    finally:
+        os.close(read_fd)
+    proc.w2s_watch_fd = write_fd  # type: ignore[attr-defined]
+    return proc
+
+
+def finish_watched(proc: subprocess.Popen) -> None:
+    """Close the runner's end of ``proc``'s watch pipe (after it has ended)."""
+    fd = getattr(proc, "w2s_watch_fd", None)
+    if fd is not None:
+        proc.w2s_watch_fd = None  # type: ignore[attr-defined]
+        os.close(fd)
+
+
+def run_watched(
+    cmd: list[str], *, cwd: Path, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """``subprocess.run(cmd, capture_output=True, text=True)`` through :func:`spawn_watched`:
+    the command dies with this process; Ctrl-C or SIGTERM here ends its whole session."""
+    proc = spawn_watched(
+        cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        out, err = proc.communicate()
+    except BaseException:
+        _kill_group(proc)
+        raise
+    finally:
+        finish_watched(proc)
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
 def execute_notebook(
     root: Path,
     notebook: Path,
@@ -325,9 +444,11 @@ def execute_notebook(
 ) -> ChapterResult:
     """Execute ``root/notebook`` into ``out_dir/notebook`` in a child process group.
 
-    Papermill writes to a temporary ``.running`` copy; only a run that finished moves it to
-    ``out_dir/notebook``. A failed or timed-out run's copy goes to :func:`failed_copy_path` (and
-    the earlier passing copy is removed), so a half-executed copy is never reused as if it passed.
+    Papermill writes to a temporary copy (a :func:`w2s_utils.engine.cache.temp_name`); only a
+    run that finished moves it to ``out_dir/notebook``. A failed or timed-out run's copy goes to
+    :func:`failed_copy_path` (and the earlier passing copy is removed), so a half-executed copy is
+    never reused as if it passed. ``timeout`` is in seconds; ``cell_timeout`` in whole seconds
+    (nbclient counts whole seconds), default ``timeout`` rounded up.
     """
     source = root / notebook
     executed = out_dir / notebook
@@ -335,13 +456,12 @@ def execute_notebook(
     executed.unlink(missing_ok=True)
     failed_copy = failed_copy_path(executed)
     failed_copy.unlink(missing_ok=True)
-    running = executed.with_name(f".{executed.stem}.running-{os.getpid()}.ipynb")
-    running.unlink(missing_ok=True)
+    running = executed.with_name(temp_name(executed.name, ".ipynb"))
     spec = {
         "input": str(source),
         "output": str(running),
         "parameters": {"preset": preset},
-        "cell_timeout": int(cell_timeout or timeout),
+        "cell_timeout": int(cell_timeout) if cell_timeout is not None else math.ceil(timeout),
         "cwd": str(source.parent),
     }
     env = dict(os.environ)
@@ -355,9 +475,7 @@ def execute_notebook(
     cmd = [sys.executable, "-m", "w2s_utils.book.runner", "--execute-child", json.dumps(spec)]
     start = time.perf_counter()
     with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen(
-            cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        proc = spawn_watched(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             rc = proc.wait(timeout=timeout)
             timed_out = False
@@ -368,6 +486,8 @@ def execute_notebook(
             _kill_group(proc)
             running.unlink(missing_ok=True)  # a half-executed copy is never left behind
             raise
+        finally:
+            finish_watched(proc)
         log.seek(0)
         child_log = log.read().decode("utf-8", "replace")
     seconds = time.perf_counter() - start
@@ -491,6 +611,13 @@ def stage_sources(
             shutil.copytree(src, staging / name, ignore=shutil.ignore_patterns("__pycache__"))
         elif src.is_file():
             shutil.copy2(src, staging / name)
+    for entry in toc_entries(root):  # pages the toc names outside the staged items
+        page = resolve_entry(root, entry)
+        if page is None or page.suffix == ".ipynb" or (staging / page.relative_to(root)).exists():
+            continue
+        target = staging / page.relative_to(root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(page, target)
     for notebook in toc_notebooks(root):
         target = staging / notebook
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -598,11 +725,12 @@ def write_build_info(staging: Path, root: Path, record: BuildRecord) -> Path:
 # ---------------------------------------------------------------------------------- the site
 
 
-def build_html(root: Path, staging: Path, *, log: Callable[[str], None] = print) -> Path:
+def build_html(root: Path, staging: Path, *, log: Callable[[str], None] = notice) -> Path:
     """Jupyter Book 1 build of ``staging`` into ``root/_build/html`` (-n -W --keep-going).
 
-    The site is built aside (``_build/.html-new-<pid>``) and swapped in only when the build
-    succeeded; a failed build leaves the previous site untouched and removes its partial output.
+    The site is built aside (``_build/.html-new.tmp-...``, a temp name) and swapped in only when
+    the build succeeded; a failed build leaves the previous site untouched and removes its partial
+    output; a killed one's is swept by the next run (:func:`sweep_dead_runs`).
     """
     if not (staging / MATHJAX_FILE).is_file():
         raise RuntimeError(
@@ -610,9 +738,7 @@ def build_html(root: Path, staging: Path, *, log: Callable[[str], None] = print)
             "(npm install mathjax@3, copied to book/_extra/mathjax) and build again"
         )
     html = root / BUILD_DIR / HTML_DIR
-    aside = root / BUILD_DIR / f".html-new-{os.getpid()}"
-    if aside.exists():
-        shutil.rmtree(aside)
+    aside = root / BUILD_DIR / temp_name("html-new")
     try:
         new_site = _build_html_into(root, staging, aside)
         _swap_in(new_site, html)
@@ -623,9 +749,7 @@ def build_html(root: Path, staging: Path, *, log: Callable[[str], None] = print)
 
 def _swap_in(new_site: Path, html: Path) -> None:
     """Replace ``html`` by ``new_site`` with renames (the old site is removed only afterwards)."""
-    old = html.with_name(f".html-old-{os.getpid()}")
-    if old.exists():
-        shutil.rmtree(old)
+    old = html.with_name(temp_name("html-old"))
     if html.exists():
         os.replace(html, old)
     try:
@@ -643,7 +767,8 @@ def _build_html_into(root: Path, staging: Path, out: Path) -> Path:
     cmd = [
         sys.executable,
         "-c",
-        "import sys; from jupyter_book.cli.main import main; sys.exit(main())",
+        "import sys; from w2s_utils.book.runner import watch_parent; watch_parent(); "
+        "from jupyter_book.cli.main import main; sys.exit(main())",
         "build",
         str(staging),
         "--path-output",
@@ -656,7 +781,7 @@ def _build_html_into(root: Path, staging: Path, out: Path) -> Path:
         "--keep-going",
     ]
     env = dict(os.environ, NO_COLOR="1")
-    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
+    proc = run_watched(cmd, cwd=root, env=env)
     output = ANSI_ESCAPE.sub("", proc.stdout + proc.stderr)
     (root / BUILD_DIR / "sphinx.log").write_text(output, encoding="utf-8")
     if proc.returncode != 0 or not (html / "index.html").is_file():
@@ -680,6 +805,70 @@ def _check_preset(preset: str) -> None:
     get_preset(preset)
 
 
+def check_timeouts(
+    timeout: Any, cell_timeout: Any, names: tuple[str, str] = ("timeout", "cell_timeout")
+) -> tuple[float, int | None]:
+    """``(timeout, cell_timeout)`` checked: a finite number of seconds in (0, 30 days] and, if
+    given, a whole number of seconds >= 1 (nbclient counts whole seconds; 0.5 is never truncated
+    to 0, which would turn the limit off). ValueError naming the option otherwise."""
+    if isinstance(timeout, float) and not math.isfinite(timeout):
+        raise ValueError(
+            f"{names[0]}: {timeout} is not a time limit: pass the seconds one notebook may take, "
+            "more than 0 and at most 30 days (default 1800)"
+        )
+    t = check_number(timeout, names[0])
+    if not 0 < t <= MAX_TIMEOUT_SECONDS:
+        raise ValueError(
+            f"{names[0]}: {t:g} s is not a time limit: pass the seconds one notebook may take, "
+            "more than 0 and at most 30 days (default 1800)"
+        )
+    if cell_timeout is None:
+        return t, None
+    c = check_number(cell_timeout, names[1])
+    if not 1 <= c <= MAX_TIMEOUT_SECONDS or c != int(c):
+        hint = f"{math.floor(c)} or {math.ceil(c)}" if 1 < c < MAX_TIMEOUT_SECONDS else "e.g. 600"
+        raise ValueError(
+            f"{names[1]}: {c:g} is not a whole number of seconds from 1 to 30 days (cells are "
+            f"timed in whole seconds; 0.5 is never rounded to 0, which would turn the limit "
+            f"off); pass {hint}"
+        )
+    return t, int(c)
+
+
+def sweep_dead_runs(build: Path) -> int:
+    """Remove what runs that are gone left in ``build``: running notebook copies and site folders
+    under temp names (:func:`w2s_utils.engine.cache.sweep_stale_temps`: the writer is known dead
+    or silent for a day), and the pid-named ones of earlier versions whose pid is dead."""
+    if not build.is_dir():
+        return 0
+    folders = [build, *(p for p in (build / EXECUTED_DIR).rglob("*") if p.is_dir())]
+    if (build / EXECUTED_DIR).is_dir():
+        folders.append(build / EXECUTED_DIR)
+    removed = sum(sweep_stale_temps(f, max_age_s=STALE_BUILD_SECONDS) for f in folders)
+    legacy = re.compile(r"^\.(html-new|html-old)-(\d+)$|^\..*\.running-(\d+)\.ipynb$")
+    for folder in folders:
+        for entry in folder.iterdir():
+            m = legacy.match(entry.name)
+            if m is None or _alive(int(m.group(2) or m.group(3))):
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
 def run_book(
     *,
     root: Path,
@@ -689,14 +878,20 @@ def run_book(
     timeout: float = 1800.0,
     cell_timeout: float | None = None,
     html: bool = True,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = notice,
 ) -> int:
-    """Execute the book's notebooks and build the site; returns a process exit code."""
-    if timeout <= 0:
-        raise ValueError(f"timeout must be positive seconds, got {timeout}")
+    """Execute the book's notebooks and build the site; returns a process exit code.
+
+    ``log`` gets the progress and failure reports (default: stderr). Runs that are gone have
+    their leftovers swept first (:func:`sweep_dead_runs`).
+    """
+    timeout, cell_timeout = check_timeouts(timeout, cell_timeout)
     _check_preset(preset)
     record = BuildRecord(preset=preset, started=dt.datetime.now(dt.timezone.utc))
     build = root / BUILD_DIR
+    swept = sweep_dead_runs(build)
+    if swept:
+        log(f"removed {swept} leftover(s) of earlier runs that did not finish (in {build})")
     out_dir = build / EXECUTED_DIR
     notebooks = toc_notebooks(root)
     chosen = select_notebooks(notebooks, only)
@@ -767,6 +962,7 @@ def _terminate(signum: int, frame: Any) -> None:
 
 
 def _cmd_book(args: argparse.Namespace) -> int:
+    check_timeouts(args.timeout, args.cell_timeout, ("--timeout", "--cell-timeout"))
     # SIGTERM unwinds like Ctrl-C, so a running notebook's process group is killed with us
     signal.signal(signal.SIGTERM, _terminate)
     root = check_root(args.root) if args.root else find_root()
@@ -797,10 +993,16 @@ def add_book_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="run every notebook and build the site even when one fails (exit code still 1)",
     )
     parser.add_argument(
-        "--timeout", type=float, default=1800.0, help="seconds allowed per notebook (1800)"
+        "--timeout",
+        type=float,
+        default=1800.0,
+        help="seconds allowed per notebook, > 0 and at most 30 days (1800)",
     )
     parser.add_argument(
-        "--cell-timeout", type=float, default=None, help="seconds allowed per cell (= --timeout)"
+        "--cell-timeout",
+        type=float,
+        default=None,
+        help="whole seconds allowed per cell, >= 1 (default: --timeout)",
     )
     parser.add_argument("--no-html", action="store_true", help="execute only; skip the site")
     parser.add_argument("--root", help="repository root (default: found from the cwd)")

@@ -1,23 +1,56 @@
 """One home for caching: cache folder, config hashes, atomic writes, verified array/state stores.
 
 Every cached file is written atomically (temp file in the same folder, fsync, ``os.replace``) and
-carries a manifest with the sha256, shape and dtype of every array plus caller metadata. Loading
-recomputes and checks everything; any mismatch raises :class:`CacheCorruptError`, and
-:func:`cached_arrays` then reports the bad file and recomputes it.
+carries a manifest with the sha256, shape and dtype of every array plus caller metadata (for the
+memoiser: the full key it was computed for, versions included). Loading recomputes and checks
+everything; any mismatch raises :class:`CacheCorruptError`, and :func:`cached_arrays` (or a
+caller of :func:`lookup`) then reports the bad file on stderr, removes it and recomputes it.
 
-Layout: ``cache_dir()`` is ``$W2S_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/w2s_utils``, else
-``~/.cache/w2s_utils``. Sub-folders are named by kind (``data``, ``wheels``, ``models``, ...).
+What the cache guarantees, precisely. It is a guard against *accidents*, not an authenticated
+store; nothing here is tamper-proof.
+
+- Detected (reported, removed, recomputed): corruption (a flipped byte anywhere: the sha256 of each
+  array and the manifest's own structure are checked), truncation (an unreadable zip or a missing
+  member), a half-written file (never at a final name: writers rename only complete, fsync'ed
+  files), a stale entry (written by another library version, cache format, torch major.minor,
+  transformers, scikit-learn or packaged-model version: they are part of the key and of the
+  manifest), a file from another key copied or renamed over this one (the manifest records the
+  key), and a malformed manifest.
+- Not detected: a deliberate edit. The hashes are plain sha256 stored next to the data, not a
+  keyed MAC: whoever can write the cache folder can change an array and recompute its hash and the
+  manifest, and the entry is accepted (say, a student accuracy of 1.0). Treat the cache folder
+  like the code: only trusted users should be able to write it; on a shared cluster cache, limit
+  write access to the group running the sweeps. To be sure a number was not edited, recompute it
+  with ``refresh=True`` (``--no-cache`` on the command line) or with an empty ``W2S_CACHE_DIR``.
+
+Local inputs enter keys by content (:func:`content_fingerprint`), not by path.
+
+Layout: ``cache_dir()`` is ``$W2S_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/w2s_utils`` (an
+absolute ``XDG_CACHE_HOME`` only: a relative one is ignored, as the XDG specification says), else
+``~/.cache/w2s_utils``. A relative ``W2S_CACHE_DIR`` is resolved against the working directory
+the first time it is read and written back as an absolute path, so child processes (notebook
+kernels run in ``notebooks/``) use the same folder. Sub-folders are named by kind (``data``,
+``wheels``, ``models``, ...).
+
+Temp files and folders are named ``.<final>.tmp-<space>-<pid>-<random>[.<suffix>]``: ``<space>``
+identifies the host and the PID namespace the writer runs in (a hash of the hostname, the boot id
+or machine id, and the PID namespace), so two containers or cluster nodes sharing one cache never
+take each other's process ids for their own. :func:`sweep_stale_temps` removes a temp only when
+its writer is known dead (same ``<space>``, no such pid) or when nothing has written to it for
+``max_age_s`` (an hour by default): a live writer elsewhere keeps its file.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import functools
 import hashlib
 import json
 import os
 import re
 import shutil
+import socket
 import sys
 import time
 import zipfile
@@ -34,7 +67,10 @@ from w2s_utils import __version__
 CACHE_FORMAT = 1
 
 _MANIFEST_KEY = "__manifest__"
-_TMP_RE = re.compile(r"\.tmp-(\d+)-[0-9a-f]+$")
+#: ``.tmp-<space>-<pid>-<random>[.suffix]`` (see :func:`temp_name`)
+_TMP_RE = re.compile(r"\.tmp-([0-9a-f]{12})-(\d+)-[0-9a-f]{8}(\.[A-Za-z0-9]+)?$")
+#: the pid-only names of earlier versions: ``.tmp-<pid>-<random>`` (judged by age alone)
+_LEGACY_TMP_RE = re.compile(r"\.tmp-(\d+)-[0-9a-f]+$")
 _STALE_TMP_SECONDS = 3600.0
 
 
@@ -62,6 +98,19 @@ def notice(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _home() -> Path:
+    """The home folder for the default cache: ``$HOME`` (must be absolute when set), else the
+    password database's entry."""
+    home = os.environ.get("HOME")
+    if home is not None and not os.path.isabs(home):
+        raise ValueError(
+            f"HOME={home!r} is {'empty' if not home else 'a relative path'}, so the default cache "
+            "~/.cache/w2s_utils has no home folder; set HOME to your home folder or W2S_CACHE_DIR "
+            "to a writable folder"
+        )
+    return Path.home()
+
+
 def _cache_root() -> tuple[Path, str]:
     """The cache root and where it came from (the environment variable that set it)."""
     env = os.environ.get("W2S_CACHE_DIR")
@@ -71,11 +120,26 @@ def _cache_root() -> tuple[Path, str]:
                 "W2S_CACHE_DIR: is set but empty; set it to a writable folder or unset it "
                 "(default ~/.cache/w2s_utils)"
             )
-        return Path(env).expanduser(), f"W2S_CACHE_DIR={env!r}"
+        path = Path(env).expanduser()
+        if not path.is_absolute():
+            # pinned once, against the working directory of the first use, for this process and
+            # its children (notebook kernels start in other folders)
+            path = Path.cwd() / path
+            os.environ["W2S_CACHE_DIR"] = str(path)
+            return path, f"W2S_CACHE_DIR={env!r} (relative, resolved to {str(path)!r})"
+        return path, f"W2S_CACHE_DIR={env!r}"
     xdg = os.environ.get("XDG_CACHE_HOME")
-    if xdg:
-        return Path(xdg).expanduser() / "w2s_utils", f"XDG_CACHE_HOME={xdg!r}"
-    return Path.home() / ".cache" / "w2s_utils", "the default ~/.cache/w2s_utils"
+    if xdg and os.path.isabs(xdg):  # the XDG spec: a relative path is invalid and ignored
+        return Path(xdg) / "w2s_utils", f"XDG_CACHE_HOME={xdg!r}"
+    return _home() / ".cache" / "w2s_utils", "the default ~/.cache/w2s_utils"
+
+
+def pin_cache_dir() -> None:
+    """Resolve a relative ``W2S_CACHE_DIR`` against the working directory *now* (command-line
+    entry points call this first, before any folder change or child process)."""
+    env = os.environ.get("W2S_CACHE_DIR")
+    if env and env.strip() and not Path(env).expanduser().is_absolute():
+        os.environ["W2S_CACHE_DIR"] = str(Path.cwd() / Path(env).expanduser())
 
 
 def cache_dir(sub: str | None = None) -> Path:
@@ -195,7 +259,10 @@ def content_fingerprint(path: str | os.PathLike[str]) -> str:
     if _stat_signature(path) == signature:  # not edited while we read it
         _FINGERPRINTS[key] = (signature, digest)
         payload = {"path": key, "signature": signature, "sha256": digest}
-        atomic_write(memo, lambda f: f.write(json.dumps(payload).encode("utf-8")))
+        try:  # a memo only saves time: a full or read-only disk must not stop the run here
+            atomic_write(memo, lambda f: f.write(json.dumps(payload).encode("utf-8")))
+        except OSError:
+            pass
     return digest
 
 
@@ -260,10 +327,61 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def sweep_stale_temps(folder: str | os.PathLike[str], max_age_s: float = _STALE_TMP_SECONDS) -> int:
-    """Delete temp files/folders of dead writers or older than ``max_age_s``; return the count.
+def _read_id(path: str) -> str:
+    try:
+        with open(path, encoding="ascii", errors="replace") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
 
-    Temp names end in ``.tmp-<pid>-<hex>`` (see :func:`atomic_write`, :func:`temp_name`).
+
+@functools.cache
+def process_space() -> str:
+    """12 hex digits naming where this process's pid means something: a hash of the hostname,
+    the boot id (else the machine id) and the PID namespace. Two processes with the same value
+    can test each other's liveness by pid; containers and cluster nodes get different values."""
+    try:
+        pid_ns = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        pid_ns = ""
+    boot = _read_id("/proc/sys/kernel/random/boot_id") or _read_id("/etc/machine-id")
+    parts = (socket.gethostname(), boot, pid_ns)
+    return hashlib.sha256("\x00".join(parts).encode("utf-8")).hexdigest()[:12]
+
+
+def _last_write(entry: Path) -> float:
+    """Newest mtime of a file, or of a folder and everything in it (a live writer keeps it new)."""
+    newest = entry.stat().st_mtime
+    if entry.is_dir():
+        for sub in entry.rglob("*"):
+            try:
+                newest = max(newest, sub.stat().st_mtime)
+            except FileNotFoundError:
+                continue
+    return newest
+
+
+def temp_owner_alive(name: str, max_age_s: float = _STALE_TMP_SECONDS, *, age: float = 0.0) -> bool:
+    """Whether the writer of the temp named ``name`` may still be at work: ``False`` only when it
+    is known dead (same :func:`process_space`, no such pid) or ``age`` (seconds since the last
+    write) exceeds ``max_age_s``. Names that are not temp names count as alive (never touched)."""
+    m = _TMP_RE.search(name)
+    if m is None:
+        return _LEGACY_TMP_RE.search(name) is None or age <= max_age_s
+    if age > max_age_s:
+        return False
+    space, pid = m.group(1), int(m.group(2))
+    if space != process_space():
+        return True  # another host or PID namespace: its pids say nothing here
+    return pid == os.getpid() or _pid_alive(pid)
+
+
+def sweep_stale_temps(folder: str | os.PathLike[str], max_age_s: float = _STALE_TMP_SECONDS) -> int:
+    """Delete the temp files/folders in ``folder`` whose writer is gone; return the count.
+
+    A temp (see :func:`temp_name`) is removed when its writer runs in this host's PID namespace
+    and its pid is dead, or when nothing has written to it for ``max_age_s`` seconds (any host).
+    A live writer on another host or in another container sharing the folder keeps its file.
     """
     folder = Path(folder)
     removed = 0
@@ -271,37 +389,55 @@ def sweep_stale_temps(folder: str | os.PathLike[str], max_age_s: float = _STALE_
         return 0
     now = time.time()
     for entry in folder.iterdir():
-        m = _TMP_RE.search(entry.name)
-        if not m or not (entry.is_file() or entry.is_dir()):
+        if not (_TMP_RE.search(entry.name) or _LEGACY_TMP_RE.search(entry.name)):
             continue
-        pid = int(m.group(1))
         try:
-            age = now - entry.stat().st_mtime
+            if not (entry.is_file() or entry.is_dir()) or entry.is_symlink():
+                continue
+            age = now - _last_write(entry)
         except FileNotFoundError:
             continue
-        if (pid != os.getpid() and not _pid_alive(pid)) or age > max_age_s:
-            try:
-                if entry.is_dir():
-                    shutil.rmtree(entry)
-                else:
-                    entry.unlink()
-                removed += 1
-            except FileNotFoundError:
-                pass
+        if temp_owner_alive(entry.name, max_age_s, age=age):
+            continue
+        try:
+            if entry.is_dir():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            removed += 1
+        except FileNotFoundError:
+            pass
     return removed
 
 
-def temp_name(final_name: str) -> str:
-    """Temp name for ``final_name`` (same folder), recognised by :func:`sweep_stale_temps`."""
-    return f".{final_name}.tmp-{os.getpid()}-{os.urandom(4).hex()}"
+def temp_name(final_name: str, suffix: str = "") -> str:
+    """Temp name for ``final_name`` (same folder), recognised by :func:`sweep_stale_temps`:
+    ``.<final_name>.tmp-<process_space>-<pid>-<8 random hex><suffix>`` (``suffix`` such as
+    ``".ipynb"``, for tools that look at the extension)."""
+    if suffix and not re.fullmatch(r"\.[A-Za-z0-9]+", suffix):
+        raise ValueError(f"temp_name: suffix={suffix!r} must look like '.ipynb'")
+    return f".{final_name}.tmp-{process_space()}-{os.getpid()}-{os.urandom(4).hex()}{suffix}"
+
+
+def _disk_full(err: OSError, path: Path) -> OSError:
+    """A full disk (or quota), named with the path and what to do."""
+    return OSError(
+        err.errno,
+        f"no space left on the disk holding {path.parent} (writing {path.name}; nothing was "
+        "written); free space there (an old cache can go: it is recomputed on demand), or point "
+        "W2S_CACHE_DIR at a folder on a disk with room",
+        str(path),
+    )
 
 
 def atomic_write(path: str | os.PathLike[str], writer: Callable[[IO[bytes]], None]) -> Path:
     """Write a file via ``writer(binary_file)`` so that ``path`` is either absent or complete.
 
-    The data goes to ``.<name>.tmp-<pid>-<rand>`` in the same folder, is fsync'ed and then moved
-    over ``path`` with ``os.replace``. A killed writer leaves only its temp file, which
-    :func:`sweep_stale_temps` (called here) removes once its pid is dead or it is an hour old.
+    The data goes to a :func:`temp_name` in the same folder, is fsync'ed and then moved over
+    ``path`` with ``os.replace``. A killed writer leaves only its temp file, which
+    :func:`sweep_stale_temps` (called here) removes once its writer is known dead or nothing has
+    written to it for an hour. A full disk raises ``OSError`` (``ENOSPC``) naming the folder and
+    what to do; nothing is left behind.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -313,11 +449,13 @@ def atomic_write(path: str | os.PathLike[str], writer: Callable[[IO[bytes]], Non
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         try:
             tmp.unlink()
         except FileNotFoundError:
             pass
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise _disk_full(err, path) from err
         raise
     try:  # make the rename itself durable where the OS allows it
         dir_fd = os.open(path.parent, os.O_RDONLY)
@@ -343,13 +481,20 @@ def _describe(a: np.ndarray) -> dict[str, Any]:
     return {"sha256": _array_sha256(a), "shape": list(a.shape), "dtype": a.dtype.str}
 
 
+def _same_json(a: Any, b: Any) -> bool:
+    try:
+        return canonical_json(a) == canonical_json(b)
+    except ValueError:  # a stored value without a canonical form cannot be the expected one
+        return False
+
+
 def _check_meta(path: Path, meta: Mapping[str, Any], expect_meta: Mapping[str, Any] | None) -> None:
     if not expect_meta:
         return
     for k, v in expect_meta.items():
         if k not in meta:
             raise CacheCorruptError(path, f"metadata lacks key {k!r}")
-        if canonical_json(meta[k]) != canonical_json(v):
+        if not _same_json(meta[k], v):
             raise CacheCorruptError(
                 path, f"metadata {k!r} is {meta[k]!r}, expected {v!r} (stale entry)"
             )
@@ -410,6 +555,18 @@ def load_arrays(
         raise CacheCorruptError(path, f"unreadable ({type(e).__name__}: {e})") from e
     except Exception as e:  # zlib/zip internals raise assorted errors on damaged files
         raise CacheCorruptError(path, f"unreadable ({type(e).__name__}: {e})") from e
+    try:
+        meta = _verify(path, manifest, arrays)
+    except CacheCorruptError:
+        raise
+    except (TypeError, AttributeError, KeyError, ValueError) as e:  # a manifest of the wrong shape
+        raise CacheCorruptError(path, f"manifest is malformed ({type(e).__name__}: {e})") from e
+    _check_meta(path, meta, expect_meta)
+    return arrays, meta
+
+
+def _verify(path: Path, manifest: Any, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The manifest's meta after checking the manifest against the arrays (CacheCorruptError)."""
     if not isinstance(manifest, dict) or not {"arrays", "meta", "cache_format"} <= set(manifest):
         raise CacheCorruptError(path, "manifest is malformed")
     if manifest["cache_format"] != CACHE_FORMAT:
@@ -423,6 +580,8 @@ def load_arrays(
         )
     for name, a in arrays.items():
         want = described[name]
+        if not isinstance(want, dict):
+            raise CacheCorruptError(path, f"manifest entry of array {name!r} is malformed")
         got = _describe(a)
         for field in ("dtype", "shape", "sha256"):
             if want.get(field) != got[field]:
@@ -432,8 +591,7 @@ def load_arrays(
     meta = manifest["meta"]
     if not isinstance(meta, dict):
         raise CacheCorruptError(path, "manifest meta is not a dict")
-    _check_meta(path, meta, expect_meta)
-    return arrays, meta
+    return meta
 
 
 def pack_texts(texts: list[str] | tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -476,7 +634,9 @@ def cache_path(key: Any, kind: str) -> Path:
 def _load(key: Any, kind: str, log: Callable[[str], None] | None):
     """``(arrays, meta)`` of a verified hit, else ``None`` (a corrupt or stale file reported)."""
     path = cache_path(key, kind)
-    if not path.exists():
+    try:
+        inode = path.stat().st_ino
+    except FileNotFoundError:
         return None
     try:
         arrays, meta = load_arrays(path, expect_meta={_KEY_META: _full_key(key, kind)})
@@ -484,17 +644,27 @@ def _load(key: Any, kind: str, log: Callable[[str], None] | None):
         return arrays, meta
     except CacheCorruptError as e:
         if log is not None:
-            log(f"[w2s_utils.engine.cache] {e.reason}: {path}; recomputing")
+            log(f"[w2s_utils.engine.cache] {e.reason}: {path}; removed, recomputing")
+        _remove_if_same(path, inode)
     except FileNotFoundError:  # removed concurrently
         pass
     return None
+
+
+def _remove_if_same(path: Path, inode: int) -> None:
+    """Remove a bad entry unless another writer has replaced it since it was read."""
+    try:
+        if path.stat().st_ino == inode:
+            path.unlink()
+    except FileNotFoundError:
+        pass
 
 
 def lookup(
     key: Any, kind: str, *, log: Callable[[str], None] | None = notice
 ) -> dict[str, np.ndarray] | None:
     """The arrays stored for ``key`` in ``kind``, verified; ``None`` on a miss. A corrupt or
-    stale file is reported through ``log`` (naming it) and counts as a miss."""
+    stale file is reported through ``log`` (naming it), removed, and counts as a miss."""
     hit = _load(key, kind, log)
     return None if hit is None else hit[0]
 
@@ -510,9 +680,9 @@ def cached_arrays(
     """Return ``compute()``'s ``(arrays, meta)``, memoised on disk under ``cache_dir(kind)``.
 
     A valid hit is reloaded and verified; a corrupt or stale file is reported through ``log``
-    (naming the file; default :func:`notice`, i.e. stderr) and recomputed; a miss is computed and
-    saved atomically. The key includes :func:`versions_that_matter`. ``refresh=True`` recomputes
-    unconditionally.
+    (naming the file; default :func:`notice`, i.e. stderr), removed and recomputed; a miss is
+    computed and saved atomically. The key includes :func:`versions_that_matter`.
+    ``refresh=True`` recomputes unconditionally.
     """
     hit = None if refresh else _load(key, kind, log)
     if hit is not None:
