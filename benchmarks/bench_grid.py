@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             cpu, t = time.process_time(), time.perf_counter()
             runs = _grid(args, trainer)
             wall, cpu = time.perf_counter() - t, time.process_time() - cpu
-            acc = np.mean([r.summary["student_acc"] for r in runs])
+            acc = np.mean([r.summary["acc_student"] for r in runs])
             rows.append((trainer, len(runs), wall, cpu, acc))
     finally:
         shutil.rmtree(root, ignore_errors=True)

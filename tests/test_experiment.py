@@ -1,4 +1,5 @@
-"""Tests for engine.experiment: validation, caching (hit, corruption, SIGKILL), CLI, summary.
+"""Tests for engine.experiment: validation, caching (hit, corruption, SIGKILL), CLI, summary, a
+user's own preset, K classes end to end and the predictions ``check`` reads.
 
 The pipeline runs on the hidden ``test`` preset (tiny sizes, MiniLM-L2 with one trainable layer)
 over a small synthetic dataset patched in for ``sarcasm``, inside a private cache folder.
@@ -6,6 +7,8 @@ over a small synthetic dataset patched in for ``sarcasm``, inside a private cach
 
 from __future__ import annotations
 
+import csv
+import dataclasses
 import json
 import os
 import signal
@@ -131,12 +134,19 @@ def test_pipeline_cache_hit_and_corruption(isolated, capsys):
     first = run_experiment(cfg)
     assert not first.cached
     assert first.student.shape == (40, 2) and first.weak.shape == (40, 2)
+    assert first.label_names == ("0", "1")  # the synthetic dataset names no classes
     assert set(first.metrics.index) == {"weak", "student", "ceiling"}
-    assert {"accuracy", "ce", "ece", "smooth_ce", "kl_weak_student", "pgr"} <= set(
-        first.metrics.columns
-    )
-    assert first.metrics.loc["weak", "kl_weak_student"] == 0
-    assert first.summary["eps"] >= 0 and len(first.history) >= 1
+    assert {"acc", "loss", "ece", "smooth_ce"} <= set(first.metrics.columns)
+    # the summary against independent computations (float64 numpy)
+    y, s, w = first.labels, first.student, first.weak
+    assert first.summary["acc_student"] == pytest.approx((s.argmax(1) == y).mean())
+    ce = {m: -np.log(np.maximum(getattr(first, m)[np.arange(len(y)), y], 1e-12)).mean()
+          for m in ("weak", "student")}  # fmt: skip
+    assert first.summary["gain"] == pytest.approx(ce["weak"] - ce["student"], rel=1e-9)
+    kl = (w * (np.log(w) - np.log(np.maximum(s, 1e-12)))).sum(1).mean()
+    assert first.summary["eps"] == pytest.approx(kl, rel=1e-6, abs=1e-12)
+    assert first.metrics.loc["ceiling", "acc"] == first.summary["acc_ceiling"]
+    assert len(first.history) >= 1
     hit = run_experiment(cfg)
     assert hit.cached
     for name in ("weak", "student", "ceiling", "labels"):
@@ -172,7 +182,7 @@ def test_shared_ceiling_across_weak_models(isolated):
     np.testing.assert_array_equal(results[0].ceiling, results[1].ceiling)
     table = summarize(results)
     assert len(table) == 2
-    assert {"weak_acc", "student_acc_lo", "ceiling_acc_hi", "pgr", "eps", "n_seeds"} <= set(
+    assert {"acc_weak", "acc_student_lo", "acc_ceiling_hi", "pgr", "gain", "eps", "n_seeds"} <= set(
         table.columns
     )
 
@@ -185,7 +195,7 @@ def test_cli_run_table_and_json(isolated, capsys):
         == 0
     )
     out = capsys.readouterr().out
-    assert "student_acc=" in out and "bow" in out
+    assert "acc_student=" in out and "bow" in out
     assert (
         main(
             [
@@ -283,9 +293,182 @@ def test_pipeline_on_cuda(isolated, cuda_device, monkeypatch):
 
 
 def test_cache_keys_record_the_device(monkeypatch):
-    from w2s_utils.engine import experiment
+    from w2s_utils.engine.experiment import keys
 
     monkeypatch.setenv("W2S_DEVICE", "cpu")
-    assert experiment._engine_key() == {"engine": experiment.ENGINE_VERSION, "device": "cpu"}
-    monkeypatch.setattr(experiment, "default_device", lambda: torch.device("cuda"))
-    assert experiment._engine_key() == {"engine": experiment.ENGINE_VERSION, "device": "cuda"}
+    assert keys.engine_key() == {"engine": keys.ENGINE_VERSION, "device": "cpu"}
+    monkeypatch.setattr(keys, "default_device", lambda: torch.device("cuda"))
+    assert keys.engine_key() == {"engine": keys.ENGINE_VERSION, "device": "cuda"}
+
+
+# ------------------------------------------------- a preset as a value, K classes, the run CLI
+
+
+def test_own_preset_runs_with_its_settings(isolated):
+    """A user's own preset object (a new name, other sizes and seeds) runs with its settings."""
+    from w2s_utils.engine.presets import get_preset
+
+    mine = dataclasses.replace(
+        get_preset("test"), name="mine", sizes=SplitSizes(60, 80, 20, 60), seeds=(3,)
+    )
+    (res,) = run_grid("sarcasm", "bow", preset=mine, progress=False)
+    assert res.config.preset == "mine" and res.config.sizes == mine.sizes and res.config.seed == 3
+    assert res.student.shape == (60, 2) and len(res.weak_labels_train) == 80
+    again = run_grid("sarcasm", "bow", preset=mine, progress=False)[0]
+    assert again.cached  # its own entry, found again under its own key
+
+
+def _three_class_csv(path: Path, per_class: int = 100) -> Path:
+    """A CSV with named columns (id, sentence, sentiment) and string labels of three classes."""
+    words = {
+        "negative": ["awful", "dull", "poor", "boring"],
+        "neutral": ["plain", "average", "okay", "ordinary"],
+        "positive": ["great", "lovely", "superb", "brilliant"],
+    }
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(3 * per_class):
+        label = list(words)[i % 3]
+        rows.append({"id": i, "sentence": f"the {rng.choice(_NOUNS)} was "
+                     f"{rng.choice(words[label])} number {i}", "sentiment": label})  # fmt: skip
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=["id", "sentence", "sentiment"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture
+def private_cache(monkeypatch, tmp_path):
+    """A private cache folder on the CPU, real data loading (no synthetic patch)."""
+    from w2s_utils.engine.features import TextFeatureStore
+
+    monkeypatch.setenv("W2S_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("W2S_DEVICE", "cpu")
+    TextFeatureStore.clear_memory()
+    return tmp_path / "cache"
+
+
+def _trained(root: Path) -> list[Path]:
+    return [
+        p for kind in ("weak_preds", "ceiling_preds", "results") for p in root.glob(f"{kind}/*")
+    ]
+
+
+def test_three_class_csv_end_to_end_with_check(private_cache, tmp_path, capsys):
+    """run on a 3-class CSV with named columns and string labels, --sizes max, predictions
+    saved and read back by check (text and JSON): the file holds exactly the run's arrays."""
+    from w2s_utils import check
+    from w2s_utils.cli import main
+
+    path = _three_class_csv(tmp_path / "reviews.csv")
+    out = tmp_path / "reviews.npz"
+    argv = ["run", "--dataset", str(path), "--text-column", "sentence", "--label-column",
+            "sentiment", "--weak", "bow", "--preset", "test", "--seeds", "1", "--sizes", "max",
+            "--save-predictions", str(out), "--json"]  # fmt: skip
+    assert main(argv) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["predictions"] == [str(out)]
+    ref = data.register(path, text_column="sentence", label_column="sentiment")
+    ds = data.load_texts(ref)
+    sizes = data.max_sizes(ds)
+    assert ds.n_classes == 3 and ds.label_names == ("negative", "neutral", "positive")
+    from w2s_utils.engine.presets import get_preset
+
+    preset = dataclasses.replace(get_preset("test"), dataset_sizes=((ref, sizes),))
+    (res,) = run_grid(ref, "bow", seeds=1, preset=preset, progress=False)
+    assert res.cached and res.label_names == ds.label_names and res.config.sizes == sizes
+    with np.load(out, allow_pickle=False) as f:
+        saved = {k: f[k] for k in f.files}
+    assert set(saved) == {"weak", "student", "ceiling", "labels", "ids", "label_names"}
+    for name in ("weak", "student", "ceiling", "labels"):
+        np.testing.assert_array_equal(saved[name], getattr(res, name))
+    assert saved["weak"].shape == (sizes.test, 3) and list(saved["ids"]) == list(res.ids)
+    assert list(saved["label_names"]) == ["negative", "neutral", "positive"]
+    report = check.check_file(out)
+    assert report["n"] == sizes.test and report["n_classes"] == 3 and "ceiling" in report["arrays"]
+    assert main(["check", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["check", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n_classes"] == 3
+
+
+def test_several_runs_save_one_file_each(isolated, tmp_path, capsys):
+    """Two seeds, K = 2: one file per run, each read by check and equal to its run."""
+    from w2s_utils.cli import main
+
+    out = tmp_path / "preds.npz"
+    argv = ["run", "--dataset", "sarcasm", "--weak", "bow", "--preset", "test", "--seeds", "2",
+            "--save-predictions", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    files = [tmp_path / f"preds.sarcasm.bow.seed{s}.npz" for s in (0, 1)]
+    assert all(f.exists() for f in files) and not out.exists()
+    runs = run_grid("sarcasm", "bow", seeds=2, preset="test", progress=False)
+    for f, r in zip(files, runs, strict=True):
+        with np.load(f, allow_pickle=False) as z:
+            np.testing.assert_array_equal(z["student"], r.student)
+            assert list(z["label_names"]) == ["0", "1"] and z["weak"].shape == (40, 2)
+        assert main(["check", str(f)]) == 0
+    assert "predictions written to" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "extra,match",
+    [
+        (["--seeds", "0"], "whole number from 1"),
+        (["--seeds", "-1"], "whole number from 1"),
+        (["--seeds", "2.5"], "whole number from 1"),
+        (["--seeds", "nan"], "whole number from 1"),
+        (["--seeds", "inf"], "whole number from 1"),
+        (["--seeds", "1e3"], "whole number from 1"),
+        (["--sizes", "40,60,20"], "four whole numbers"),
+        (["--sizes", "40,60,20,4.5"], "four whole numbers"),
+        (["--sizes", "40,-60,20,40"], "four whole numbers"),
+        (["--sizes", "40,60,20,0"], "must be positive"),
+        (["--weak", "bow", "bow"], "weaks: bow given more than once"),
+        (["--dataset", "sarcasm", "sarcasm"], "datasets: sarcasm given more than once"),
+        (["--preset", "huge"], "invalid choice"),
+        (["--text-column", "x"], "apply to a data file"),
+    ],
+)
+def test_cli_refuses_bad_options_with_exit_2(monkeypatch, capsys, extra, match):
+    from w2s_utils.cli import main
+
+    _no_work(monkeypatch)
+    argv = ["run", "--dataset", "sarcasm", "--weak", "bow", "--preset", "test", *extra]
+    try:
+        code = main(argv)
+    except SystemExit as exit_:  # option errors exit from the parser itself
+        code = exit_.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert match in err and "error" in err and "Traceback" not in err
+
+
+def test_sizes_that_do_not_fit_k_classes_fail_before_training(private_cache, tmp_path, capsys):
+    from w2s_utils.cli import main
+
+    path = _three_class_csv(tmp_path / "three.csv")
+    argv = ["run", "--dataset", str(path), "--text-column", "sentence", "--label-column",
+            "sentiment", "--weak", "bow", "--preset", "test", "--sizes", "40,60,20,40"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "multiple of n_classes=3" in err and err.count("error:") == 1
+    assert not _trained(private_cache)  # nothing trained
+
+
+def test_hub_model_offline_fails_fast_before_training(isolated, monkeypatch, capsys):
+    """A hub name that cannot be loaded fails in seconds, before any training, in one whole
+    line (before: 52 s of retries and a message cut mid-URL)."""
+    from w2s_utils.cli import main
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    t0 = time.perf_counter()
+    argv = ["run", "--dataset", "sarcasm", "--weak", "bow", "--strong", "someorg/no-such-model",
+            "--preset", "test", "--seeds", "1"]  # fmt: skip
+    assert main(argv) == 2
+    assert time.perf_counter() - t0 < 10
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: model 'someorg/no-such-model' could not be loaded")
+    assert "needs the internet" in err and err.endswith("pass the folder")
+    assert not _trained(isolated)

@@ -1,6 +1,13 @@
-"""Tests for engine.models: registry, hub errors, pooling, cached-trunk equivalence, modes."""
+"""Tests for engine.models: registry, hub errors (fast, whole), loading a hub name from the local
+Hugging Face cache, pooling, cached-trunk equivalence, modes."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -47,8 +54,8 @@ def test_cached_trunk_equals_full_forward(device, request):
     m.max_length = 24
     m.reset_parameters(0)
     m.train_mode(False)
-    toks = models._tokenize(m.tokenizer, TEXTS, m.max_length)
-    b = models._pad_ids(toks, m.pad_id, m.device)
+    toks = models.tokenize(m.tokenizer, TEXTS, m.max_length)
+    b = models.pad_ids(toks, m.pad_id, m.device)
     with torch.no_grad():
         trunk = m._run_layers(m._embed(b), b["attention_mask"], 0, m.frozen)
         top = m.head(m._pool(m._run_top(trunk, b["attention_mask"]), b["attention_mask"]))
@@ -199,3 +206,88 @@ def test_hf_backbones_use_fast_dropout():
     m = get_model("minilm-l1", mode="full")
     kinds = {type(x) for x in m.backbone.modules()}
     assert models.FastDropout in kinds and torch.nn.Dropout not in kinds
+
+
+# ------------------------------------------------------------------- hub names, fast and real
+
+
+def test_hub_name_unreachable_fails_fast_with_a_whole_message(monkeypatch):
+    """With the hub switched on but not answering (a refused port here), a name that is not in
+    the local cache fails in seconds with one whole message (before: 52 s of client retries and
+    a message cut mid-URL); registered names and folders are never probed."""
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    t0 = time.perf_counter()
+    with pytest.raises(RuntimeError) as err:
+        get_model("someorg/no-such-model-w2s")
+    assert time.perf_counter() - t0 < 10
+    text = str(err.value)
+    assert "'someorg/no-such-model-w2s'" in text and "cannot be reached" in text
+    assert "needs the internet" in text and text.endswith("pass the folder")
+    assert "\n" not in text
+    with pytest.raises(RuntimeError, match="cannot be reached"):
+        models.check_loadable("someorg/no-such-model-w2s")
+    monkeypatch.setattr(models.hub.data, "hub_reachable", lambda *a: pytest.fail("probed"))
+    models.check_loadable("minilm-l1")
+    models.check_loadable(models.minilm_path())
+
+
+def _tiny_bert(folder: Path) -> Path:
+    """A 2-layer, width-16 BERT with random weights and the packaged MiniLM tokenizer, written
+    with save_pretrained (nothing downloaded)."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    torch.manual_seed(0)
+    cfg = BertConfig(
+        vocab_size=30522,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+    )
+    BertModel(cfg).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(models.minilm_path()).save_pretrained(folder)
+    return folder
+
+
+_FROM_CACHE = """
+import numpy as np
+from w2s_utils.engine import models
+models.check_loadable("tiny-org/tiny-bert")  # found in the local cache: no probe
+texts = ["a quick brown fox jumps", "the movie was not good at all, sadly", "hello"]
+out = []
+for source in ("tiny-org/tiny-bert", {folder!r}):
+    m = models.get_model(source, n_classes=3, mode="cached-trunk", trainable_layers=1,
+                         use_disk_cache=False)
+    m.reset_parameters(0)
+    out.append(m.predict_proba(texts))
+    print(source, m.model_type, m.n_layers, m.frozen)
+assert out[0].shape == (3, 3) and np.allclose(out[0].sum(1), 1)
+np.testing.assert_allclose(out[0], out[1], rtol=0, atol=1e-6)
+print("same")
+"""
+
+
+def test_hub_name_loads_from_the_local_hf_cache(tmp_path):
+    """The real loading code for a hub name, offline: a model in the local Hugging Face cache
+    (the layout ``from_pretrained`` leaves: refs/main -> snapshots/<rev>/) loads by its name, as
+    a 3-class classifier, and predicts exactly what the same folder loaded by path predicts."""
+    rev = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--tiny-org--tiny-bert"
+    folder = _tiny_bert(repo / "snapshots" / rev)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(rev)
+    env = {
+        **os.environ,
+        "HF_HUB_CACHE": str(tmp_path / "hub"),
+        "HF_HUB_OFFLINE": "1",
+        "W2S_DEVICE": "cpu",
+        "W2S_CACHE_DIR": str(tmp_path / "cache"),
+    }
+    script = _FROM_CACHE.format(folder=str(folder))
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "tiny-org/tiny-bert bert 2 1" in done.stdout and "same" in done.stdout

@@ -1,4 +1,5 @@
-"""Tests for engine.presets: registry, grids, and that chapters build identical configs."""
+"""Tests for engine.presets: registry, grids, that chapters build identical configs, and that a
+preset is a value (a user's own object runs with its own settings, never looked up by name)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,18 @@ import dataclasses
 
 import pytest
 
-from w2s_utils.engine import cache
-from w2s_utils.engine.data import DATASET_NAMES
-from w2s_utils.engine.experiment import make_config
+from w2s_utils.engine import cache, data, presets
+from w2s_utils.engine.data import DATASET_NAMES, SplitSizes
+from w2s_utils.engine.experiment import make_config, result_key, run_grid
 from w2s_utils.engine.models import MODEL_NAMES, MODES
-from w2s_utils.engine.presets import PRESET_NAMES, PRESETS, Preset, get_preset
+from w2s_utils.engine.presets import (
+    GRID_NAMES,
+    PRESET_NAMES,
+    PRESETS,
+    TRAINERS,
+    Preset,
+    get_preset,
+)
 
 
 def test_unknown_preset_lists_names():
@@ -63,3 +71,129 @@ def test_chapters_build_identical_configs():
     assert e.student_settings.loss == "reverse_kl" and e.strong_settings.loss == "xent"
     with pytest.raises(dataclasses.FrozenInstanceError):
         a.seed = 3  # type: ignore[misc]
+
+
+# ------------------------------------------------------------------------- a preset is a value
+
+
+def _mine() -> Preset:
+    """A user's own preset: a new name, other sizes and seeds, another student length."""
+    ci = get_preset("ci")
+    return dataclasses.replace(
+        ci,
+        name="mine",
+        sizes=SplitSizes(weak_train=400, w2s_train=800, val=200, test=600),
+        seeds=(4, 7),
+        student_settings=dataclasses.replace(ci.student_settings, epochs=3),
+    )
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_grids_resolve_the_ladder_in_one_place(name):
+    """Every chapter grid comes back with no empty tuple: what was empty is the ladder's, what
+    was given stays; remedy teachers/seeds default to the grid's own."""
+    p = get_preset(name)
+    ladder = {"datasets": p.ladder_datasets, "weaks": p.ladder_weaks, "seeds": p.seeds}
+    for chapter in GRID_NAMES:
+        raw, g = getattr(p, chapter), p.grid(chapter)
+        for part, default in ladder.items():
+            if hasattr(raw, part):
+                assert getattr(g, part) == (getattr(raw, part) or default), (chapter, part)
+                assert getattr(g, part)
+    oo, raw = p.grid("overoptimization"), p.overoptimization
+    assert oo.remedy_weaks == (raw.remedy_weaks or oo.weaks)
+    assert oo.remedy_seeds == (raw.remedy_seeds or oo.seeds)
+    with pytest.raises(ValueError, match="calibration, overoptimization"):
+        p.grid("ladder")
+
+
+def test_make_config_uses_the_objects_own_settings(monkeypatch):
+    """make_config(preset=obj) reads the object, never the registry: with the registry emptied
+    it still works, and a changed copy of ci gives other configs and other cache keys."""
+    monkeypatch.setenv("W2S_DEVICE", "cpu")
+    mine = _mine()
+    monkeypatch.setattr(presets, "PRESETS", {})  # any lookup by name now fails
+    cfg = make_config("sarcasm", "bow", seed=4, preset=mine)
+    assert cfg.preset == "mine" and cfg.sizes == mine.sizes
+    assert cfg.student_settings.epochs == 3 and cfg.student_settings.seed == 4
+    with pytest.raises(ValueError, match="unknown"):
+        make_config("sarcasm", "bow", preset="ci")
+    monkeypatch.undo()
+    monkeypatch.setenv("W2S_DEVICE", "cpu")
+    ci = get_preset("ci")
+    copy = dataclasses.replace(ci, student_settings=mine.student_settings)  # same name "ci"
+    a, b = make_config("sarcasm", "bow", preset=ci), make_config("sarcasm", "bow", preset=copy)
+    assert (
+        a.preset == b.preset == "ci" and b.student_settings.epochs == 3 != a.student_settings.epochs
+    )
+    for trainer in TRAINERS:
+        assert cache.config_hash(result_key(a, trainer)) != cache.config_hash(
+            result_key(b, trainer)
+        )
+    # a copy that changes only the trainer: same configs, the stacked keys of its torch models
+    stacked = dataclasses.replace(ci, trainer="stacked")
+    c = make_config("sarcasm", "bow", preset=stacked)
+    assert c == a and result_key(c, stacked.trainer) != result_key(a, ci.trainer)
+
+
+def test_run_grid_builds_configs_from_the_object(monkeypatch):
+    """run_grid(preset=obj): the object's ladder, seeds, sizes and trainer, with no lookup by
+    name (the registry is emptied); the executor receives the object's trainer."""
+    seen = []
+
+    class Recorder:
+        def submit(self, fn, cfg, **kwargs):
+            seen.append(kwargs)
+
+            class F:
+                def result(self):
+                    return cfg
+
+            return F()
+
+    mine = dataclasses.replace(_mine(), ladder_weaks=("bow", "minilm-l1"), trainer="loop")
+    monkeypatch.setattr(presets, "PRESETS", {})
+    out = run_grid(preset=mine, executor=Recorder(), progress=False)
+    assert [(c.dataset, c.seed, c.weak) for c in out] == [
+        (d, s, w) for d in mine.ladder_datasets for s in mine.seeds for w in mine.ladder_weaks
+    ]
+    assert {c.sizes for c in out} == {mine.sizes} and {c.preset for c in out} == {"mine"}
+    assert {c.student_settings.epochs for c in out} == {3}
+    assert all(kw["trainer"] == "loop" for kw in seen)
+
+
+@pytest.mark.parametrize(
+    "change,match",
+    [
+        ({"trainer": "fast"}, "trainer"),
+        ({"max_stack": 0}, "max_stack"),
+        ({"ladder_weaks": ("bow", "bow")}, "ladder_weaks: bow given more than once"),
+        ({"seeds": (0, 0)}, "duplicate seed"),
+        ({"sizes": SplitSizes(10, 0, 5, 5)}, "w2s_train"),
+        ({"mode": "lora"}, "mode"),
+        ({"label_type": "fuzzy"}, "label_type"),
+        ({"name": " "}, "name"),
+    ],
+)
+def test_a_bad_preset_is_refused_when_built(change, match):
+    with pytest.raises(ValueError, match=match):
+        dataclasses.replace(get_preset("ci"), **change)
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"weaks": ["bow", "bow"]}, "weaks: bow given more than once"),
+        ({"datasets": ["sarcasm", "sarcasm"]}, "datasets: sarcasm given more than once"),
+        ({"seeds": [1, 1]}, "duplicate seed"),
+        ({"weaks": []}, "weaks is empty"),
+    ],
+)
+def test_run_grid_refuses_repeated_entries(monkeypatch, kwargs, match):
+    def boom(*a, **k):
+        raise AssertionError("work started before validation")
+
+    monkeypatch.setattr(data, "load_texts", boom)
+    args = {"datasets": "sarcasm", "weaks": "bow", "seeds": 1, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        run_grid(preset="test", progress=False, **args)

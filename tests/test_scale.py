@@ -252,13 +252,13 @@ def _tiny_without_dropout(monkeypatch) -> None:
     """tiny-transformer rebuilds its network on every reset: switch dropout off in each build."""
     from w2s_utils.engine import models as models_mod
 
-    tiny_init = models_mod._TinyEncoder.__init__
+    tiny_init = models_mod.TinyEncoder.__init__
 
     def tiny_without_dropout(self, *args, **kwargs):
         tiny_init(self, *args, **kwargs)
         _no_dropout(type("M", (), {"trainable_module": lambda _: self})())
 
-    monkeypatch.setattr(models_mod._TinyEncoder, "__init__", tiny_without_dropout)
+    monkeypatch.setattr(models_mod.TinyEncoder, "__init__", tiny_without_dropout)
 
 
 def _toy_texts(n: int = 48):
@@ -523,16 +523,16 @@ def test_lock_has_what_the_scale_tests_need():
 @pytest.fixture
 def without_dropout(monkeypatch):
     """Every torch model the pipeline builds trains without dropout (then stacked == loop)."""
-    from w2s_utils.engine import experiment
+    from w2s_utils.engine.experiment import scheduler
 
     _tiny_without_dropout(monkeypatch)
-    build = experiment._build
+    build = scheduler.build_model
 
     def build_without_dropout(*args):
         model = build(*args)
         return _no_dropout(model) if hasattr(model, "trainable_module") else model
 
-    monkeypatch.setattr(experiment, "_build", build_without_dropout)
+    monkeypatch.setattr(scheduler, "build_model", build_without_dropout)
 
 
 def _grid_as(dataset: str, trainer: str, executor=None):

@@ -40,11 +40,13 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from w2s_utils.engine.losses import make_loss
 from w2s_utils.engine.models import FastDropout
 from w2s_utils.engine.train import (
+    EarlyStopping,
     TrainSettings,
-    _autocast,
-    _ce_vs,
     as_target_probs,
-    objective_eps,
+    autocast,
+    finish_history,
+    history_row,
+    make_optimizer,
     seed_everything,
     warmup_cosine,
 )
@@ -157,7 +159,7 @@ def train_stacked(
         rng = np.random.default_rng(st.seed)
         run["eps_idx"] = rng.permutation(n)[: st.train_eps_max] if st.train_eps_max else None
         run["gen"] = torch.Generator().manual_seed(st.seed)
-        run.update(best_loss=math.inf, best_state=None, bad=0, active=True, final=None)
+        run.update(stopper=EarlyStopping(st.patience), active=True, final=None)
         runs.append(run)
 
     steps_per_epoch = math.ceil(n / s.batch_size)
@@ -169,16 +171,7 @@ def train_stacked(
     params, buffers = stack_module_state(tops)
     params = {name: params[name].detach().requires_grad_(True) for name in names}
     frozen = {name: p.detach() for name, p in tops[0].named_parameters() if name not in params}
-    decay = [p for p in params.values() if p.dim() - 1 >= 2]
-    no_decay = [p for p in params.values() if p.dim() - 1 < 2]
-    fused = all(
-        p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in decay + no_decay
-    )
-    groups = [
-        {"params": decay, "weight_decay": s.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
-    opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=s.lr, fused=fused or None)
+    opt = make_optimizer(list(params.values()), s.lr, s.weight_decay, stacked=True)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: warmup_cosine(i, total, warmup))
     y_ts = [torch.as_tensor(r["y"]) for r in runs]
     template = _Forward(models[0])
@@ -198,35 +191,26 @@ def train_stacked(
     def evaluate(m: int, step: int, train_loss: float) -> bool:
         r, mdl = runs[m], models[m]
         sync(m)
-        row: dict[str, float] = {
+        base = {
             "step": step,
             "epoch": step / steps_per_epoch,
             "lr": opt.param_groups[0]["lr"],
             "train_loss": train_loss,
         }
-        if r["eps_idx"] is not None:
-            p = mdl.predict_items([r["items"][i] for i in r["eps_idx"]], s.eval_batch_size)
-            row["train_eps"] = objective_eps(r["y"][r["eps_idx"]], p)
-        if r["val"] is not None:
-            items, vy = r["val"]
-            p = mdl.predict_items(items, s.eval_batch_size)
-            row["val_loss"] = _ce_vs(vy, p)
-            row["val_acc"] = float((p.argmax(1) == vy.argmax(1)).mean())
-            row["val_eps"] = objective_eps(vy, p)
-        if r["test"] is not None:
-            items, ty = r["test"]
-            p = mdl.predict_items(items, s.eval_batch_size)
-            row["test_acc"] = float((p.argmax(1) == ty).mean())
-            row["test_ce"] = float(-np.log(np.clip(p[np.arange(len(ty)), ty], 1e-12, 1.0)).mean())
+
+        def on(pair: tuple[list[Any], Any] | None) -> tuple[Any, np.ndarray] | None:
+            """(items, targets) -> (targets, the model's probabilities on the items)."""
+            if pair is None:
+                return None
+            return pair[1], mdl.predict_items(pair[0], s.eval_batch_size)
+
+        eps = r["eps_idx"]
+        train = None if eps is None else ([r["items"][i] for i in eps], r["y"][eps])
+        row = history_row(base, train=on(train), val=on(r["val"]), test=on(r["test"]))
         r["rows"].append(row)
         if not s.early_stopping or r["val"] is None:
             return False
-        if row["val_loss"] < r["best_loss"] - 1e-6:
-            r["best_loss"], r["bad"] = row["val_loss"], 0
-            r["best_state"] = {k_: v.detach().clone() for k_, v in mdl.trainable_state().items()}
-            return False
-        r["bad"] += 1
-        return r["bad"] >= s.patience
+        return r["stopper"].update(row["val_loss"], mdl.trainable_state)
 
     def _loop() -> list[pd.DataFrame]:
         running = np.zeros(m_runs)
@@ -245,7 +229,7 @@ def train_stacked(
                     ],
                     pad_ids,
                 )
-                with _autocast(device, s.bf16):
+                with autocast(device, s.bf16):
                     logits = stacked_forward(params, buffers, batch)
                 losses = torch.stack(
                     [
@@ -286,12 +270,10 @@ def train_stacked(
             if r["final"] is not None:
                 mdl.load_trainable_state(r["final"])
             mdl.train_mode(False)
-            if s.early_stopping and r["best_state"] is not None:
-                mdl.load_trainable_state(r["best_state"])
-            h = pd.DataFrame(r["rows"])
-            if s.early_stopping and len(h) and "val_loss" in h:
-                h["selected"] = h["val_loss"] == h["val_loss"].min()
-            histories.append(h)
+            best = r["stopper"].best_state
+            if s.early_stopping and best is not None:
+                mdl.load_trainable_state(best)
+            histories.append(finish_history(r["rows"], s))
         return histories
 
     stacked_forward = vmap(one, in_dims=(0, 0, 0), randomness="different")

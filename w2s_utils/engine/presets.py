@@ -1,10 +1,22 @@
-"""The experiment settings in one readable place: ``ci`` (CPU, minutes) and ``paper`` (GPU).
+"""The experiment settings in one readable place: ``ci`` (CPU, minutes), ``gpu`` (a GPU,
+offline), ``paper`` (GPU, hub models) and ``test`` (unit tests, seconds).
 
 A :class:`Preset` holds the split sizes, the training settings of the weak model, the strong
-ceiling and the student, the training modes, and the chapter grids (``ladder_datasets``,
-``ladder_weaks``, ``strong``, ``seeds``). Chapters that use the same preset and grid build the same
-:class:`~w2s_utils.engine.experiment.ExperimentConfig`
-objects and therefore hit the same cache entries.
+ceiling and the student, the training modes, how grids train (``trainer``), and the chapter grids
+(``ladder_datasets``, ``ladder_weaks``, ``strong``, ``seeds``; one grid per later chapter).
+Chapters that use the same preset and grid build the same
+:class:`~w2s_utils.engine.experiment.ExperimentConfig` objects and therefore hit the same cache
+entries.
+
+A preset is a value: every function that takes ``preset=`` takes a :class:`Preset` object as well
+as a registered name, and uses the object's own settings. Bring your own by changing a copy::
+
+    mine = dataclasses.replace(get_preset("ci"), name="mine", seeds=(0, 1),
+                               sizes=SplitSizes(weak_train=400, w2s_train=800, val=200, test=600))
+    run_grid(preset=mine)
+
+Its configs record the name ``"mine"`` and its settings, so their cache keys are their own. The
+chapter grids resolve "empty = the ladder's" in one place, :meth:`Preset.grid`.
 
 ``ci`` budget (2 CPU cores): one cold pipeline run (weak, ceiling, student) <= 3 minutes, and the
 chapter-1 grid (2 datasets x 3 weak models x 3 seeds) <= 10 minutes cold. It reaches that by
@@ -16,22 +28,79 @@ room to gain: PGR -0.08 over 3 seeds. Two trainable layers: ceiling 0.87, PGR 0.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
-from w2s_utils.engine.data import SplitSizes
+import numpy as np
+
+from w2s_utils._validate import check_int, check_seeds
+from w2s_utils.engine.data import SPLIT_NAMES, SplitSizes
+from w2s_utils.engine.models import MODES
 from w2s_utils.engine.train import TrainSettings
 
 __all__ = [
+    "GRID_NAMES",
+    "LABEL_TYPES",
     "PRESETS",
     "PRESET_NAMES",
+    "TRAINERS",
     "CalibrationGrid",
     "OveroptimizationGrid",
     "OveroptimizationRemedy",
     "SquaredLossGrid",
     "KLGrid",
     "Preset",
+    "check_distinct",
+    "check_sizes",
     "get_preset",
 ]
+
+#: How the student sees its teacher: its soft probabilities or their argmax.
+LABEL_TYPES = ("soft", "hard")
+#: How a run's models are trained: ``"loop"`` one at a time (the reference,
+#: :func:`w2s_utils.engine.train.train_classifier`), ``"stacked"`` several runs of one
+#: architecture together (:func:`w2s_utils.engine.batched.train_stacked`). Stacked results are
+#: cached under their own keys (the key gains ``"trainer": "stacked"``): with dropout they are
+#: another draw of the same procedure, not the loop's numbers.
+TRAINERS = ("loop", "stacked")
+#: The chapter grids a preset holds (attribute names; :meth:`Preset.grid`).
+GRID_NAMES = ("calibration", "overoptimization", "squared_loss", "kl")
+
+
+def check_sizes(sizes: Any, name: str = "sizes") -> SplitSizes:
+    """``sizes`` as a :class:`SplitSizes` (a dict of its fields is accepted): whole numbers >= 0,
+    ``weak_train``, ``w2s_train`` and ``test`` > 0 (``val`` may be 0: no early stopping, no
+    fitted temperature). ``ValueError`` naming the field otherwise."""
+    if isinstance(sizes, dict):
+        unknown = set(sizes) - set(SPLIT_NAMES)
+        if unknown:
+            raise ValueError(
+                f"{name}: unknown field(s) {sorted(unknown)}; the splits are "
+                f"{', '.join(SPLIT_NAMES)}"
+            )
+        sizes = SplitSizes(**sizes)
+    if not isinstance(sizes, SplitSizes):
+        raise ValueError(f"{name} must be a SplitSizes (or a dict of its fields), got {sizes!r}")
+    for split in SPLIT_NAMES:
+        n = getattr(sizes, split)
+        if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0:
+            raise ValueError(f"{name}.{split}={n!r} must be a non-negative integer")
+        if split != "val" and n == 0:
+            raise ValueError(f"{name}.{split}=0: the pipeline needs a non-empty {split} split")
+    return sizes
+
+
+def check_distinct(values: Any, name: str) -> tuple[Any, ...]:
+    """``values`` as a tuple, ``ValueError`` when an entry repeats (a repeated dataset or teacher
+    would run one cell twice and count it as two)."""
+    items = tuple(values)
+    dupes = sorted({str(v) for v in items if items.count(v) > 1})
+    if dupes:
+        raise ValueError(
+            f"{name}: {', '.join(dupes)} given more than once; a repeated entry runs one cell "
+            "twice and counts it twice: list each once"
+        )
+    return items
 
 
 # ---------------------------------------------------------- per-chapter grids (chapters 3-6)
@@ -208,6 +277,45 @@ class Preset:
     trainer: str = "loop"
     max_stack: int = 16
 
+    def __post_init__(self) -> None:
+        """Check the fields a run reads (names of datasets and models are checked when configs
+        are built); ``ValueError`` naming the field."""
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ValueError(f"Preset.name={self.name!r}: must be a non-empty string")
+        where = f"preset {self.name!r}"
+        check_sizes(self.sizes, f"{where}: sizes")
+        for ds, sizes in self.dataset_sizes:
+            check_sizes(sizes, f"{where}: dataset_sizes[{ds!r}]")
+        check_distinct([ds for ds, _ in self.dataset_sizes], f"{where}: dataset_sizes")
+        for attr in ("ladder_datasets", "ladder_weaks", "extra_weaks"):
+            check_distinct(getattr(self, attr), f"{where}: {attr}")
+        if not self.ladder_datasets or not self.ladder_weaks:
+            raise ValueError(f"{where}: ladder_datasets and ladder_weaks must be non-empty")
+        check_seeds(self.seeds, f"{where}: seeds")
+        for attr in ("mode", "weak_mode"):
+            if getattr(self, attr) not in MODES:
+                raise ValueError(
+                    f"{where}: {attr}={getattr(self, attr)!r}; valid modes: {', '.join(MODES)}"
+                )
+        check_int(self.trainable_layers, f"{where}: trainable_layers", minimum=1)
+        check_int(self.weak_trainable_layers, f"{where}: weak_trainable_layers", minimum=1)
+        for attr in ("weak_settings", "scratch_settings", "strong_settings", "student_settings"):
+            if not isinstance(getattr(self, attr), TrainSettings):
+                raise ValueError(f"{where}: {attr} must be a TrainSettings")
+        if self.label_type not in LABEL_TYPES:
+            raise ValueError(
+                f"{where}: label_type={self.label_type!r}; use one of {', '.join(LABEL_TYPES)}"
+            )
+        if self.trainer not in TRAINERS:
+            raise ValueError(f"{where}: trainer={self.trainer!r}; use one of {', '.join(TRAINERS)}")
+        check_int(self.max_stack, f"{where}: max_stack", minimum=1)
+        for attr in GRID_NAMES:
+            g = getattr(self, attr)
+            for part in ("datasets", "weaks"):
+                check_distinct(getattr(g, part, ()), f"{where}: {attr}.{part}")
+            if getattr(g, "seeds", ()):
+                check_seeds(g.seeds, f"{where}: {attr}.seeds")
+
     def weak_settings_for(self, weak: str) -> TrainSettings:
         """Training settings of weak model ``weak`` (from-scratch models get their own)."""
         return self.scratch_settings if weak == "tiny-transformer" else self.weak_settings
@@ -215,6 +323,26 @@ class Preset:
     def sizes_for(self, dataset: str) -> SplitSizes:
         """Split sizes of ``dataset``: its entry in ``dataset_sizes``, else ``sizes``."""
         return dict(self.dataset_sizes).get(dataset, self.sizes)
+
+    def grid(self, chapter: str) -> Any:
+        """The grid of ``chapter`` (one of :data:`GRID_NAMES`) with "empty = the ladder's"
+        resolved: empty ``datasets``/``weaks``/``seeds`` become ``ladder_datasets``/
+        ``ladder_weaks``/``seeds``; for ``overoptimization`` empty ``remedy_weaks``/
+        ``remedy_seeds`` then become the grid's ``weaks``/``seeds``. Every returned tuple is
+        non-empty, so callers never resolve defaults themselves."""
+        if chapter not in GRID_NAMES:
+            raise ValueError(
+                f"chapter={chapter!r}: unknown grid; valid grids: {', '.join(GRID_NAMES)}"
+            )
+        g = getattr(self, chapter)
+        ladder = {"datasets": self.ladder_datasets, "weaks": self.ladder_weaks, "seeds": self.seeds}
+        names = {f.name for f in fields(g)}
+        g = replace(g, **{k: v for k, v in ladder.items() if k in names and not getattr(g, k)})
+        if isinstance(g, OveroptimizationGrid):
+            g = replace(
+                g, remedy_weaks=g.remedy_weaks or g.weaks, remedy_seeds=g.remedy_seeds or g.seeds
+            )
+        return g
 
 
 #: Chapter 4's remedies (the same list at every scale).
@@ -419,14 +547,19 @@ _TEST = Preset(
 )
 
 PRESETS: dict[str, Preset] = {p.name: p for p in (_CI, _GPU, _PAPER, _TEST)}
-#: Public preset names (the hidden ``test`` preset works but is not advertised).
+#: Preset names for results (``test``, ``hidden``, is for unit tests and quick trials: tiny sizes,
+#: not for results; it is listed apart in ``w2s run --help``).
 PRESET_NAMES: tuple[str, ...] = tuple(n for n, p in PRESETS.items() if not p.hidden)
 
 
 def get_preset(name: str | Preset) -> Preset:
-    """The preset called ``name`` (a :class:`Preset` passes through); unknown -> ``ValueError``."""
+    """The preset called ``name``; a :class:`Preset` object passes through unchanged (its own
+    settings, whatever its name). An unknown name raises ``ValueError`` listing the presets."""
     if isinstance(name, Preset):
         return name
-    if name not in PRESETS:
-        raise ValueError(f"preset {name!r} is unknown; valid presets: {', '.join(PRESET_NAMES)}")
+    if not isinstance(name, str) or name not in PRESETS:
+        raise ValueError(
+            f"preset {name!r} is unknown; valid presets: {', '.join(PRESETS)} (or pass a Preset "
+            "object, e.g. dataclasses.replace(get_preset('ci'), name='mine', ...))"
+        )
     return PRESETS[name]

@@ -11,21 +11,25 @@ curve can be analysed afterwards (bootstrap intervals at a selected step, for ex
   ``Err(F_w) - Err(F_sw,t)`` on the test sample), ``pgr`` (accuracy) and ``pgr_ce``;
 - ``eps_train`` = E KL(weak || student) on the training texts, ``eps_test`` on the test subset,
   ``eps_rev_test``, ``gamma`` (the empirical floor of both predictors on the test subset);
-- ``room`` = -E min_j l_j (the label-free room to gain), ``room_rev`` = E max_j l_j (the most
-  the student can lose), from :func:`w2s_utils.theory.label_free_interval`;
+- ``room`` = E max_j r_j (the label-free room to gain), ``room_rev`` = -E min_j r_j (the most
+  the student can lose), with the student log-ratio ``r_j = log F_sw,j - log F_w,j``, from
+  :func:`w2s_utils.theory.label_free_interval` (``-room_rev <= gain <= room``);
   ``log_room`` = log(1 + sqrt(eps_test/2)/gamma) and ``theorem1_room`` = sqrt(eps_test/2)/gamma;
 - ``smooth_ce`` and binned ``ece`` (15 bins, top label) of the student;
 - from the trainer: ``step, epoch, lr, train_loss, val_loss, val_acc, val_eps`` (``val_*``
   against the weak labels of ``val``: the only numbers model selection may use).
 
 The whole result (history and per-step probabilities) is one cache entry keyed by the
-:class:`TrajectoryConfig`; the weak model and the ceiling are the shared pieces of
-:mod:`w2s_utils.engine.experiment`. :func:`select_step` implements the selection rules
-(weak-label early stopping, a fixed budget, the last step and the gold-label oracle).
+:class:`TrajectoryConfig` (:func:`trajectory_key`); the weak model and the ceiling are the shared
+pieces of :mod:`w2s_utils.engine.experiment`, read under the preset's trainer, so at every preset
+the trajectories reuse the teachers and ceilings chapter 1's grid trained (the ``gpu`` preset's
+stacked ones included). :func:`select_step` implements the selection rules (weak-label early
+stopping, a fixed budget, the last step and the gold-label oracle).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Sequence
@@ -38,9 +42,20 @@ import torch
 from tqdm.auto import tqdm
 
 from w2s_utils import metrics, theory
-from w2s_utils.engine import cache, data
-from w2s_utils.engine import experiment as ex
-from w2s_utils.engine.presets import OveroptimizationRemedy, get_preset
+from w2s_utils.engine import cache
+from w2s_utils.engine.experiment import (
+    ExperimentConfig,
+    build_model,
+    check_trainer,
+    engine_key,
+    history_arrays,
+    history_frame,
+    make_config,
+    piece_predictions,
+    run_inputs,
+    validate_config,
+)
+from w2s_utils.engine.presets import OveroptimizationRemedy, Preset, get_preset
 from w2s_utils.engine.train import train_classifier
 
 __all__ = [
@@ -56,13 +71,14 @@ __all__ = [
     "run_trajectories",
     "select_step",
     "trajectory_configs",
+    "trajectory_key",
     "trajectory_metrics",
 ]
 
 #: Bump when what a cached trajectory means changes.
 TRAJECTORY_VERSION = 2  # 2: the evaluated test examples are chosen by id (one set for all seeds)
-#: Predictions are mixed with the uniform distribution so that every probability is >= FLOOR
-#: (theory.clip_to_floor) before logs are taken; float32 softmax outputs can be exactly 0.
+#: Predictions with an entry below FLOOR are projected onto the floor (theory.ensure_floor)
+#: before logs are taken; float32 softmax outputs can be exactly 0.
 FLOOR = 1e-6
 #: Name of the long soft-label run of every (dataset, weak, seed).
 LONG = "long run"
@@ -77,13 +93,19 @@ class TrajectoryConfig:
 
     ``student_train``/``eval_test``: the first n texts of ``w2s_train``/``test`` (0: all).
     ``loss_options``: ``(name, value)`` pairs for :func:`~w2s_utils.engine.losses.make_loss`.
+    ``trainer``: the trainer of the preset, under whose keys the shared teacher and ceiling are
+    read (and stored when missing), so a trajectory reuses what the preset's grids trained.
     """
 
-    experiment: ex.ExperimentConfig
+    experiment: ExperimentConfig
     remedy: str = LONG
     student_train: int = 0
     eval_test: int = 0
     loss_options: tuple[tuple[str, float], ...] = ()
+    trainer: str = "loop"
+
+    def __post_init__(self) -> None:
+        check_trainer(self.trainer)
 
     @property
     def dataset(self) -> str:
@@ -102,12 +124,14 @@ def make_trajectory_config(
     dataset: str,
     weak: str,
     seed: int = 0,
-    preset: str = "ci",
+    preset: str | Preset = "ci",
     remedy: OveroptimizationRemedy | None = None,
 ) -> TrajectoryConfig:
     """The trajectory of ``preset``'s over-optimization grid for (dataset, weak, seed).
 
-    ``remedy=None`` is the long soft-label run; a remedy changes labels, loss, lr or length.
+    ``preset`` is a name or a :class:`~w2s_utils.engine.presets.Preset` object (its own settings
+    and trainer are used). ``remedy=None`` is the long soft-label run; a remedy changes labels,
+    loss, lr or length.
     """
     p = get_preset(preset)
     g = p.overoptimization
@@ -121,11 +145,11 @@ def make_trajectory_config(
         "train_eps_max": 0,
         "progress": False,
     }
-    cfg = ex.make_config(
+    cfg = make_config(
         dataset,
         weak,
         seed=seed,
-        preset=p.name,
+        preset=p,
         loss=r.loss,
         label_type=r.label_type,
         student_settings=settings,
@@ -133,26 +157,22 @@ def make_trajectory_config(
     opts: tuple[tuple[str, float], ...] = ()
     if r.loss == "aux_conf":
         opts = (("alpha_max", float(r.alpha_max)), ("warmup_frac", float(r.warmup_frac)))
-    return TrajectoryConfig(cfg, r.name, g.student_train, g.eval_test, opts)
+    return TrajectoryConfig(cfg, r.name, g.student_train, g.eval_test, opts, p.trainer)
 
 
-def trajectory_configs(preset: str = "ci") -> list[TrajectoryConfig]:
-    """Every trajectory of ``preset``'s grid: the long runs, then the remedies."""
+def trajectory_configs(preset: str | Preset = "ci") -> list[TrajectoryConfig]:
+    """Every trajectory of ``preset``'s grid (a name or a Preset object): the long runs, then
+    the remedies."""
     p = get_preset(preset)
-    g = p.overoptimization
-    datasets = g.datasets or p.ladder_datasets
-    weaks = g.weaks or p.ladder_weaks
-    seeds = g.seeds or p.seeds
-    remedy_weaks = g.remedy_weaks or weaks
-    remedy_seeds = g.remedy_seeds or seeds
-    out = [make_trajectory_config(d, w, s, p.name) for d in datasets for w in weaks for s in seeds]
+    g = p.grid("overoptimization")
+    cells = [(d, w) for d in g.datasets for w in g.weaks]
+    out = [make_trajectory_config(d, w, s, p) for d, w in cells for s in g.seeds]
     out += [
-        make_trajectory_config(d, w, s, p.name, r)
-        for d in datasets
-        for w in weaks
-        if w in remedy_weaks
+        make_trajectory_config(d, w, s, p, r)
+        for d, w in cells
+        if w in g.remedy_weaks
         for r in g.remedies
-        for s in remedy_seeds
+        for s in g.remedy_seeds
     ]
     return out
 
@@ -161,10 +181,9 @@ def trajectory_configs(preset: str = "ci") -> list[TrajectoryConfig]:
 
 
 def floored(p: Any) -> torch.Tensor:
-    """``p`` as float64, mixed with the uniform distribution (theory.clip_to_floor) where an
-    entry is below :data:`FLOOR`."""
-    t = torch.as_tensor(np.asarray(p, dtype=np.float64))
-    return theory.clip_to_floor(t, FLOOR) if float(t.min()) < FLOOR else t
+    """``p`` as float64, projected onto the floor :data:`FLOOR` by
+    :func:`w2s_utils.theory.ensure_floor` (unchanged when no entry is below it)."""
+    return theory.ensure_floor(torch.as_tensor(np.asarray(p, dtype=np.float64)), FLOOR)
 
 
 def trajectory_metrics(
@@ -197,14 +216,14 @@ def trajectory_metrics(
         "ceiling_acc": acc["ceiling"],
         "ceiling_ce": ce["ceiling"],
         "acc_gain": acc["student"] - acc["weak"],
-        "gain": -float(iv.err_change),
+        "gain": float(iv.gain),
         "pgr": float(metrics.pgr(acc["weak"], acc["student"], acc["ceiling"])),
         "pgr_ce": float(metrics.pgr(-ce["weak"], -ce["student"], -ce["ceiling"])),
         "eps_test": iv.eps,
         "eps_rev_test": iv.eps_rev,
         "gamma": gamma,
-        "room": -iv.lower,
-        "room_rev": iv.upper,
+        "room": iv.upper,
+        "room_rev": -iv.lower,
         "log_room": math.log1p(root / gamma),
         "theorem1_room": root / gamma,
         "smooth_ce": metrics.smooth_ce(s[:, 1], y) if s.shape[1] == 2 else math.nan,
@@ -308,8 +327,14 @@ def _first(n: int, total: int) -> int:
     return total if n <= 0 else min(n, total)
 
 
-def _key(cfg: TrajectoryConfig) -> dict[str, Any]:
-    return {**ex._engine_key(), "trajectory_version": TRAJECTORY_VERSION, "config": cfg}
+def trajectory_key(cfg: TrajectoryConfig) -> dict[str, Any]:
+    """Cache key of a trajectory: the engine key, :data:`TRAJECTORY_VERSION` and the whole
+    config (``trainer`` left out at ``"loop"``, so the keys made before the field hold)."""
+    key = {**engine_key(), "trajectory_version": TRAJECTORY_VERSION, "config": cfg}
+    key = json.loads(cache.canonical_json(key))
+    if cfg.trainer == "loop":
+        key["config"].pop("trainer")
+    return key
 
 
 def run_trajectory(
@@ -321,15 +346,17 @@ def run_trajectory(
     recomputes it and the shared pieces. ``progress`` shows the training bar.
     """
     e = cfg.experiment
-    ex.validate_config(e)
+    validate_config(e)
     t0 = time.perf_counter()
     computed = {"flag": False}
 
     def compute():
         computed["flag"] = True
-        splits = data.make_splits(data.load_texts(e.dataset, log=None), e.sizes, e.seed)
-        weak = ex._weak_piece(e, splits, not use_cache, progress)
-        ceil = ex._ceiling_piece(e, splits, not use_cache, progress)
+        inputs = run_inputs(e)
+        splits = inputs.splits
+        pieces = {"trainer": cfg.trainer, "refresh": not use_cache, "progress": progress}
+        weak = piece_predictions(e, inputs, "weak", **pieces)
+        ceil = piece_predictions(e, inputs, "ceiling", **pieces)
         n_tr = _first(cfg.student_train, len(splits.w2s_train))
         n_te = _first(cfg.eval_test, len(splits.test))
         texts = list(splits.w2s_train.texts[:n_tr])
@@ -344,7 +371,7 @@ def run_trajectory(
         sel = np.argsort(np.asarray(splits.test.ids), kind="stable")[:n_te]
         labels = np.asarray(splits.test.labels, dtype=np.int64)[sel]
         weak_test, ceil_test = weak["test"][sel], ceil["test"][sel]
-        student = ex._build(e.strong, e.mode, e.trainable_layers)
+        student = build_model(e.strong, e.mode, e.trainable_layers, inputs.n_classes)
         s = replace(e.student_settings, progress=progress)
         student.max_length = s.max_length
         test_items = student.prepare([splits.test.texts[i] for i in sel])
@@ -370,14 +397,15 @@ def run_trajectory(
             "weak": weak_test,
             "ceiling": ceil_test,
             "students": np.stack(probs),
-            **ex._hist_arrays("hist", hist),
+            **history_arrays("hist", hist),
         }
         return arrays, {"what": "student trajectory"}
 
-    arrays, _ = cache.cached_arrays(_key(cfg), "trajectories", compute, refresh=not use_cache)
+    key = trajectory_key(cfg)
+    arrays, _ = cache.cached_arrays(key, "trajectories", compute, refresh=not use_cache)
     return Trajectory(
         config=cfg,
-        history=ex._hist_frame("hist", arrays),
+        history=history_frame("hist", arrays),
         labels=arrays["labels"],
         ids=cache.unpack_texts(arrays["ids_blob"], arrays["ids_offsets"]),
         weak=arrays["weak"],
@@ -389,13 +417,14 @@ def run_trajectory(
 
 
 def run_trajectories(
-    configs: Sequence[TrajectoryConfig] | str = "ci",
+    configs: Sequence[TrajectoryConfig] | str | Preset = "ci",
     *,
     use_cache: bool = True,
     progress: bool = True,
 ) -> list[Trajectory]:
-    """Run every trajectory of ``configs`` (or of a preset's grid, given its name), with a bar."""
-    if isinstance(configs, str):
+    """Run every trajectory of ``configs`` (or of a preset's grid, given its name or the Preset
+    object), with a bar."""
+    if isinstance(configs, str | Preset):
         configs = trajectory_configs(configs)
     return [
         run_trajectory(c, use_cache=use_cache)
