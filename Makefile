@@ -1,6 +1,7 @@
 # Reproducible build of the book and its library. Needs python3 (venv, pip), npm and make;
 # `make test-browser` also needs Debian's chromium (installed with apt-get when run as root).
 #   make book   - environment, data, every notebook executed, HTML site in _build/html
+#   make pdf    - the whole book as one PDF (after make book): _build/html/w2s-book.pdf
 #   make test   - ruff, then the test suite (everything but the browser test)
 SHELL := /bin/bash
 .SHELLFLAGS := -e -o pipefail -c
@@ -16,11 +17,13 @@ MATHJAX_VERSION := 3.2.2
 NPM_PREFIX := .cache/npm
 MATHJAX    := book/_extra/mathjax/tex-chtml.js
 CHROMIUM   := /usr/bin/chromium
+DOWNLOADS  := book/_extra/downloads
 
-.PHONY: book env mathjax data test test-browser chromium lab lock clean distclean help
+.PHONY: book env mathjax data downloads pdf test test-browser chromium lab lock clean distclean help
 
 help:
 	@echo "make book          environment + data + execute every chapter + HTML (_build/html)"
+	@echo "make pdf           the whole book as one PDF, linked from the site (after make book)"
 	@echo "make test          test suite (not the browser test)"
 	@echo "make test-browser  headless Chromium over the built site (run make book first)"
 	@echo "make lab           JupyterLab in the project's environment"
@@ -52,9 +55,21 @@ $(MATHJAX):
 data: $(STAMP)
 	$(PY) -m w2s_utils data fetch
 
-book: $(STAMP) $(MATHJAX) data
+# What the site offers for download: the wheel of w2s_utils (what a downloaded chapter imports)
+# and the environment files. Built here, offline, from this checkout; listed by {w2s-downloads}.
+downloads: $(STAMP)
+	rm -rf $(DOWNLOADS) && mkdir -p $(DOWNLOADS)
+	$(PY) -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir $(DOWNLOADS) .
+	cp environment.yml requirements.lock $(DOWNLOADS)/
+
+book: $(STAMP) $(MATHJAX) data downloads
 	$(PY) -m w2s_utils book --preset $(PRESET) $(BOOK_ARGS)
-	@echo "The book is at $(CURDIR)/_build/html/index.html"
+	@echo "The book is at $(CURDIR)/_build/html/index.html (make pdf adds the PDF)"
+
+# The PDF: the one-page HTML of the last `make book`, printed by Debian's Chromium (offline).
+pdf: $(STAMP) $(MATHJAX) chromium
+	@test -f _build/html/index.html || { echo "no site in _build/html: run 'make book' first" >&2; exit 1; }
+	$(PY) -m w2s_utils.book.pdf
 
 test: $(STAMP)
 	$(PY) -m ruff check w2s_utils tests benchmarks notebooks
@@ -66,9 +81,16 @@ chromium:
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 		else echo "Debian's chromium is missing: run 'sudo apt-get install chromium'" >&2; exit 1; fi; \
 	fi
+	@if ! command -v pdftotext >/dev/null || ! command -v pdfimages >/dev/null; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils >/dev/null; \
+		else echo "poppler-utils (pdftotext) is missing: run 'sudo apt-get install poppler-utils'" >&2; exit 1; fi; \
+	fi
 
+# the site (make book) and its PDF (make pdf) in headless Chromium; the PDF read back by poppler
 test-browser: $(STAMP) chromium
 	@test -f _build/html/index.html || { echo "no site in _build/html: run 'make book' first" >&2; exit 1; }
+	@test -f _build/html/w2s-book.pdf || { echo "no PDF in _build/html: run 'make pdf' first" >&2; exit 1; }
 	$(PY) -m pytest -m browser tests/browser
 
 lab: $(STAMP)

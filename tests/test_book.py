@@ -9,6 +9,7 @@ import os
 import re
 import stat
 import sys
+import unicodedata
 from pathlib import Path
 
 import nbformat
@@ -44,10 +45,15 @@ def _key(req: Requirement) -> tuple[str, str]:
 
 
 def _ext_module():
+    """The book's Sphinx extension, imported as Sphinx does (``book/_ext`` on the path)."""
     path = ROOT / "book" / "_ext" / "w2s_book_ext.py"
     spec = importlib.util.spec_from_file_location("w2s_book_ext", path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.path.insert(0, str(path.parent))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(path.parent))
     return module
 
 
@@ -187,10 +193,164 @@ def test_citation_cff_drives_the_cite_blocks() -> None:
     assert entry.startswith("@incollection{w2sbook:02_generalization_bounds,")
     assert "title     = {Two-sided bounds}" in entry
     assert f"booktitle = {{{cff['title']}}}" in entry
-    assert "notebooks/02_generalization_bounds.html" in entry
+    assert "url" not in entry, "a citation URL while the site's address is unset"
+    linked = ext.chapter_bibtex(
+        cff, "Two-sided bounds", "notebooks/02_generalization_bounds", "https://site.test/book"
+    )
+    assert "url       = {https://site.test/book/notebooks/02_generalization_bounds.html}" in linked
     whole = ext.book_bibtex(cff)
-    assert whole.startswith("@book{w2sbook,") and cff["title"] in whole
+    assert whole.startswith("@book{w2sbook,") and cff["title"] in whole and "url" not in whole
+    assert "url       = {https://repo.test/x}" in ext.book_bibtex(cff, "https://repo.test/x/")
     assert any("2502.01458" in str(ref) for ref in cff.get("references", []))
+
+
+def test_repository_url_is_one_setting_and_buttons_follow_it() -> None:
+    """The repository's address is ``repository.url`` in _config.yml; while it is empty the
+    repository and source buttons are off (w2s_book_ext turns them on exactly when it is set)."""
+    ext = _ext_module()
+    config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+    url = config["repository"]["url"]
+    html = config.get("html", {})
+    assert "use_repository_button" not in html, "the extension decides the repository button"
+    theme = config["sphinx"]["config"]["html_theme_options"]
+    for options in ({**theme, "repository_url": url}, {**theme, "repository_url": "https://r.t"}):
+        on = ext.repository_buttons(options)
+        has_url = bool(options["repository_url"])
+        assert on["use_repository_button"] is has_url and on["use_source_button"] is has_url
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text(encoding="utf-8"))
+    assert "repository-code" not in cff or cff["repository-code"] == url
+
+
+PLACEHOLDER = re.compile(r"PLACEHOLDER|example\.com|w2s-book/w2s-book")
+
+
+def test_no_placeholder_in_the_book_sources() -> None:
+    sources = [ROOT / "_config.yml", ROOT / "_toc.yml", ROOT / "CITATION.cff", ROOT / "README.md"]
+    sources += sorted((ROOT / "book").glob("*.md")) + sorted((ROOT / "book").glob("*.ipynb"))
+    sources += sorted((ROOT / "book" / "_ext").glob("*.py")) + NOTEBOOKS
+    found = [
+        f"{p.relative_to(ROOT)}: {m.group(0)}"
+        for p in sources
+        for m in PLACEHOLDER.finditer(p.read_text(encoding="utf-8"))
+    ]
+    assert not found, found
+
+
+def test_site_config_keeps_pages_clean_and_links_downloads() -> None:
+    config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+    sphinx = config["sphinx"]["config"]
+    static = [ROOT / p for p in sphinx["html_static_path"]]
+    assert all(p.is_dir() for p in static)
+    for css in sphinx["html_css_files"]:
+        text = next(p / css for p in static if (p / css).is_file()).read_text(encoding="utf-8")
+        assert "overflow-x: auto" in text and "min-width: 0 !important" in text
+        assert "@media print" in text
+    assert sphinx["bibtex_default_style"] == sphinx["bibtex_reference_style"] == "w2s_author_year"
+    assert Path(sphinx["w2s_downloads_dir"]).parts[:2] == ("book", "_extra")
+    assert sphinx["w2s_pdf_name"].endswith(".pdf")
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    for target in ("pdf:", "downloads:"):
+        assert re.search(rf"^{target}", makefile, flags=re.M), target
+    assert re.search(r"^book: .*\bdownloads\b", makefile, flags=re.M)
+
+
+def test_toc_lists_the_book_pages() -> None:
+    entries = runner.toc_entries(ROOT)
+    for page in ("book/notation", "book/numbers", "book/running", "book/how_to_cite",
+                 "book/build_info", "book/bibliography"):
+        assert page in entries, page
+    numbers = nbformat.read(ROOT / "book" / "numbers.ipynb", as_version=4)
+    assert all(c.get("outputs", []) == [] for c in numbers.cells if c.cell_type == "code")
+    assert any("parameters" in c.metadata.get("tags", []) for c in numbers.cells)
+
+
+# ------------------------------------------------------------------------------ bibliography
+
+
+def _bib():
+    from pybtex.database import parse_file
+
+    return parse_file(str(ROOT / "book" / "references.bib"))
+
+
+def _bib_style():
+    sys.path.insert(0, str(ROOT / "book" / "_ext"))
+    try:
+        import w2s_bib_style
+    finally:
+        sys.path.pop(0)
+    return w2s_bib_style
+
+
+CITE_ROLE = re.compile(r"\{(?:cite|footcite)(?::[a-z]+)?\}`([^`]*)`")
+
+
+def _cited_keys() -> dict[str, set[str]]:
+    texts = {}
+    for path in [*NOTEBOOKS, *sorted((ROOT / "book").glob("*.ipynb"))]:
+        nb = nbformat.read(path, as_version=4)
+        texts[path.name] = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    for path in sorted((ROOT / "book").glob("*.md")):
+        texts[path.name] = path.read_text(encoding="utf-8")
+    cited: dict[str, set[str]] = {}
+    for name, text in texts.items():
+        for m in CITE_ROLE.finditer(text):
+            for key in m.group(1).split(","):
+                cited.setdefault(key.strip(), set()).add(name)
+    return cited
+
+
+def test_every_entry_is_cited_and_every_citation_has_an_entry() -> None:
+    keys = set(_bib().entries)
+    cited = _cited_keys()
+    assert not sorted(keys - set(cited)), f"never cited: {sorted(keys - set(cited))}"
+    missing = {k: sorted(v) for k, v in cited.items() if k not in keys}
+    assert not missing, f"cited but not in references.bib: {missing}"
+
+
+REQUIRED_FIELDS = {
+    "article": ("journal",),
+    "inproceedings": ("booktitle",),
+    "book": ("publisher",),
+    "techreport": ("institution",),
+    "misc": ("eprint", "url"),
+}
+
+
+def test_every_entry_is_well_formed() -> None:
+    for key, entry in _bib().entries.items():
+        assert entry.type in REQUIRED_FIELDS, f"{key}: unexpected entry type {entry.type}"
+        assert entry.persons.get("author"), f"{key}: no author"
+        for name in ("title", "year", *REQUIRED_FIELDS[entry.type]):
+            assert entry.fields.get(name, "").strip(), f"{key}: no {name}"
+        assert re.fullmatch(r"\d{4}", entry.fields["year"]), f"{key}: year"
+        first = _bib_style().author_part(entry).split()[0].lower().replace("ł", "l")
+        first = unicodedata.normalize("NFKD", first).encode("ascii", "ignore").decode()
+        assert key.startswith(first), f"{key}: the key does not start with the first author"
+        assert "$" not in entry.fields["title"], f"{key}: raw maths in the title"
+        if "eprint" in entry.fields:
+            assert re.fullmatch(r"\d{4}\.\d{4,5}", entry.fields["eprint"]), f"{key}: eprint"
+
+
+def test_labels_are_author_year_and_disambiguated() -> None:
+    style = _bib_style()
+    bib = _bib()
+    entries = list(style.AuthorYearSortingStyle().sort(list(bib.entries.values())))
+    formatted = style.AuthorYearLabelStyle().format_labels(entries)
+    labels = dict(zip((e.key for e in entries), formatted, strict=True))
+    assert len(set(labels.values())) == len(labels), "two entries share a label"
+    assert labels["yao2025understanding"] == "Yao et al. 2025a"  # arXiv 2502.01458
+    assert labels["yao2025revisiting"] == "Yao et al. 2025b"  # arXiv 2502.11107
+    assert labels["mulgund2025relating"] == "Mulgund and Pabbaraju 2025"
+    assert labels["csiszar1975idivergence"] == "Csiszár 1975"
+    assert labels["blasiok2023unifying"] == "Błasiok et al. 2023"
+    for key, label in labels.items():
+        assert re.fullmatch(r"\S.* \d{4}[a-z]?", label), (key, label)
+    # bibliography order: by authors, then year, then arXiv id
+    order = [e.key for e in entries]
+    assert order.index("yao2025understanding") < order.index("yao2025revisiting")
+    sort_key = style.AuthorYearSortingStyle().sorting_key
+    assert order == sorted(order, key=lambda k: sort_key(bib.entries[k]))
 
 
 def test_citation_cff_needs_title_and_authors(tmp_path: Path) -> None:
@@ -227,6 +387,9 @@ def test_select_notebooks() -> None:
     assert runner.select_notebooks(nbs, "01") == nbs[:1]
     with pytest.raises(ValueError, match="choose one of"):
         runner.select_notebooks(nbs, "03_missing")
+    for blank in ("", " "):  # an empty --only names no chapter: it never means "all of them"
+        with pytest.raises(ValueError, match="names no chapter"):
+            runner.select_notebooks(nbs, blank)
 
 
 def test_build_info_fills_the_template(tmp_path: Path) -> None:
