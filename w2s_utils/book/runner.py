@@ -470,8 +470,9 @@ def execute_notebook(
     )
     env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     env.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
-    # an executed page shows a progress bar as text, one line per refresh: refresh rarely
-    env.setdefault("TQDM_MININTERVAL", "60")
+    # progress belongs on the console, not on the page: tqdm bars are off in executed chapters
+    # (the runner prints one line per chapter to the console)
+    env["TQDM_DISABLE"] = "1"
     cmd = [sys.executable, "-m", "w2s_utils.book.runner", "--execute-child", json.dumps(spec)]
     start = time.perf_counter()
     with tempfile.TemporaryFile() as log:

@@ -25,7 +25,7 @@ from w2s_utils.engine.experiment.result import (
     history_arrays,
     result_from_arrays,
 )
-from w2s_utils.engine.experiment.scheduler import Job, run_jobs
+from w2s_utils.engine.experiment.scheduler import TRAIN_SECONDS, Job, run_jobs
 from w2s_utils.engine.models import check_loadable
 from w2s_utils.engine.presets import PRESETS, Preset, get_preset
 
@@ -138,6 +138,10 @@ def student_job(
     sp = inputs.splits
     weak_train = weak["w2s_train"]
     hard = cfg.label_type == "hard"
+    ids_of_pieces = cache.pack_texts(
+        [cache.config_hash(piece_key(cfg, role, trainer)) for role in ("weak", "ceiling")]
+        + [cache.config_hash(result_key(cfg, trainer))]
+    )
 
     def finish(student, hist):
         ids_blob, ids_offsets = cache.pack_texts(list(sp.test.ids))
@@ -155,6 +159,12 @@ def student_job(
             "student_probs_train": student.predict_proba(sp.w2s_train.texts),
             "train_labels": np.asarray(sp.w2s_train.labels, dtype=np.int64),
             "weak_labels_val": weak["val"],
+            # the pieces this result was built from: their cache entries and training seconds
+            "piece_ids_blob": ids_of_pieces[0],
+            "piece_ids_offsets": ids_of_pieces[1],
+            "piece_seconds": np.array(
+                [float(p.get(TRAIN_SECONDS, np.nan)) for p in (weak, ceil)], dtype=np.float64
+            ),
             **history_arrays("hist", hist),
             **{f"weakhist__{k[6:]}": v for k, v in weak.items() if k.startswith("hist__")},
             **{f"ceilhist__{k[6:]}": v for k, v in ceil.items() if k.startswith("hist__")},

@@ -73,6 +73,9 @@ class ExperimentResult:
     label_names: tuple[str, ...] = ()
     cached: bool = False
     seconds: float = 0.0
+    #: ``(entry id, training seconds)`` of the teacher, the ceiling and the student this result
+    #: was built from (entries stored before the field: empty); shared pieces have one id
+    pieces: tuple[tuple[str, float], ...] = ()
 
     @property
     def pgr(self) -> float:
@@ -181,7 +184,18 @@ def result_from_arrays(
         label_names=tuple(names),
         cached=cached,
         seconds=seconds,
+        pieces=_pieces(arrays),
     )
+
+
+def _pieces(arrays: dict[str, np.ndarray]) -> tuple[tuple[str, float], ...]:
+    """The trained entries behind a result with their stored training seconds (unknown ones
+    left out)."""
+    if "piece_ids_blob" not in arrays or "train_seconds" not in arrays:
+        return ()
+    ids = cache.unpack_texts(arrays["piece_ids_blob"], arrays["piece_ids_offsets"])
+    secs = [*np.asarray(arrays["piece_seconds"], dtype=np.float64), float(arrays["train_seconds"])]
+    return tuple((i, float(s)) for i, s in zip(ids, secs, strict=True) if np.isfinite(s))
 
 
 #: The arrays :func:`save_predictions` writes: the four ``w2s check`` reads (``weak``,

@@ -10,6 +10,7 @@ architecture with equal settings up to the seed and equal numbers of examples in
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -24,7 +25,12 @@ from w2s_utils.engine.experiment.keys import stacks
 from w2s_utils.engine.models import Classifier, get_model, trains_everything
 from w2s_utils.engine.train import TrainSettings
 
-__all__ = ["Job", "build_model", "run_jobs", "train_jobs"]
+__all__ = ["Job", "TRAIN_SECONDS", "build_model", "run_jobs", "train_jobs"]
+
+#: The array of every trained entry that holds the wall seconds its training took (training and
+#: predicting; a stacked entry's share of its stack), so that a warm build can still report
+#: what a chapter costs on an empty cache.
+TRAIN_SECONDS = "train_seconds"
 
 
 def build_model(name: str, mode: str, trainable_layers: int, n_classes: int) -> Classifier:
@@ -61,9 +67,12 @@ class Job:
         return (self.kind, self.model, plain, len(self.texts))
 
     def train_alone(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        t0 = time.perf_counter()
         model = build_model(*self.model)
         hist = model.fit(self.texts, self.targets, self.settings, val=self.val, test=self.curve)
-        return self.finish(model, hist), {"what": self.what}
+        arrays = self.finish(model, hist)
+        arrays[TRAIN_SECONDS] = np.array(time.perf_counter() - t0)
+        return arrays, {"what": self.what}
 
     @property
     def curve(self) -> tuple[Sequence[str], Any] | None:
@@ -90,6 +99,7 @@ def train_jobs(
             )
             out[i] = arrays
             continue
+        t0 = time.perf_counter()
         models = [build_model(*jobs[i].model) for i in chunk]
         hists = train_stacked(
             models,
@@ -99,8 +109,10 @@ def train_jobs(
             val=[jobs[i].val for i in chunk],
             test=[jobs[i].curve for i in chunk],
         )
-        for i, model, hist in zip(chunk, models, hists, strict=True):
-            arrays = jobs[i].finish(model, hist)
+        finished = [jobs[i].finish(m, h) for i, m, h in zip(chunk, models, hists, strict=True)]
+        share = (time.perf_counter() - t0) / len(chunk)
+        for i, arrays in zip(chunk, finished, strict=True):
+            arrays[TRAIN_SECONDS] = np.array(share)
             meta = {"what": jobs[i].what, "stacked_with": len(chunk)}
             out[i], _ = cache.cached_arrays(
                 jobs[i].key, jobs[i].kind, lambda a=arrays, m=meta: (a, m), refresh=True
