@@ -5,6 +5,17 @@ output bytes / time), and beside it the machine's copy bandwidth (a large torch 
 bytes / time). Times are the best of ``--repeats`` runs. Not a test.
 
     /work/venv/bin/python benchmarks/bench_metrics.py [--quick] [--device cpu|cuda|all]
+    /work/venv/bin/python benchmarks/bench_metrics.py --smce [--smce-time-limit 60]
+
+``--smce``: the multi-class smooth calibration error, before (the all-pairs LP that
+``theory.multiclass_smooth_ce`` solved until 2026-12, kept here as ``old_multiclass_smce``) and
+after (column generation with a certified bracket), at N = 100, 400, 2,000, 10,000 and K = 5, 10
+on miscalibrated Dirichlet predictions against sampled labels. Each cell runs in its own
+subprocess: wall seconds and peak resident memory (``resource.getrusage`` maxrss of the child,
+which includes the ~0.3 GB of importing torch). The old LP is only run where its dense
+constraint matrix fits (it is reported as the allocation it would need otherwise); the new one
+runs to exactness below N = 10,000 and under ``--smce-time-limit`` seconds at 10,000 (the
+certified bracket is printed).
 
 Notes: inputs are float32 (the precision models produce); the torch ops include the input
 validation every public function runs; the ``validate=False`` rows time the kernels alone (what
@@ -188,5 +199,94 @@ def main() -> None:
         )
 
 
+# ----------------------------------------------------------------- multi-class smooth CE (--smce)
+def old_multiclass_smce(pts: np.ndarray, resid: np.ndarray) -> float:
+    """The pre-2026-12 ``theory.multiclass_smooth_ce``: one dense all-pairs LP per class."""
+    from scipy.optimize import linprog
+
+    n = pts.shape[0]
+    dist = np.abs(pts[:, None, :] - pts[None, :, :]).sum(-1)
+    i, j = np.triu_indices(n, 1)
+    rows = np.arange(len(i))
+    a = np.zeros((2 * len(i), n))
+    a[rows, i], a[rows, j] = 1.0, -1.0
+    a[len(i) + rows, i], a[len(i) + rows, j] = -1.0, 1.0
+    b = np.concatenate([dist[i, j], dist[i, j]])
+    total = 0.0
+    for k in range(pts.shape[1]):
+        res = linprog(-resid[:, k], A_ub=a, b_ub=b, bounds=(-1.0, 1.0), method="highs")
+        total += -float(res.fun)
+    return total / n
+
+
+def smce_instance(n: int, k: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Miscalibrated Dirichlet predictions (over-confident, noisy) and labels drawn from F*."""
+    rng = np.random.default_rng(seed)
+    f_star = rng.dirichlet(np.full(k, 0.5), size=n)
+    y = (f_star.cumsum(1) > rng.uniform(size=(n, 1))).argmax(1)
+    z = np.log(np.clip(f_star, 1e-12, 1.0)) * 2.0 + rng.normal(0, 0.5, (n, k))
+    p = np.exp(z - z.max(1, keepdims=True))
+    return p / p.sum(1, keepdims=True), y
+
+
+def _smce_cell(which: str, n: int, k: int, time_limit: float) -> None:
+    """Child process: run one cell, print 'seconds result' on the last line."""
+    import resource
+
+    from w2s_utils import theory
+
+    p, y = smce_instance(n, k)
+    t0 = time.perf_counter()
+    if which == "old":
+        out = f"{old_multiclass_smce(p, np.eye(k)[y] - p):.6f}"
+    else:
+        r = theory.multiclass_smooth_ce(
+            torch.tensor(p), labels=torch.tensor(y), time_limit=None if n < 10_000 else time_limit
+        )
+        out = f"{r.value:.6f}" if r.exact else f"[{r.lower:.4f}, {r.upper:.4f}]"
+    dt = time.perf_counter() - t0
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
+    print(f"{dt:.2f} {rss:.2f} {out}")
+
+
+def bench_smce(time_limit: float) -> None:
+    import subprocess
+    import sys
+
+    print(
+        f"{'N':>7}{'K':>4}{'before s':>10}{'before GiB':>14}{'after s':>9}{'after GiB':>11}  result"
+    )
+    for n in (100, 400, 2_000, 10_000):
+        for k in (5, 10):
+            cells = {}
+            for which in ("old", "new"):
+                need = 2 * (n * (n - 1) // 2) * n * 8 / 2**30  # the old dense constraint matrix
+                if which == "old" and (need > 8 or n > 400):
+                    cells[which] = ("-", f"needs {need:.1f}", "MemoryError")
+                    continue
+                cmd = [
+                    sys.executable,
+                    __file__,
+                    "--smce-cell",
+                    which,
+                    str(n),
+                    str(k),
+                    str(time_limit),
+                ]
+                last = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+                sec, gib, res = last.strip().splitlines()[-1].split(" ", 2)
+                cells[which] = (sec, gib, res)
+            (ob, om, ores), (nb, nm, nres) = cells["old"], cells["new"]
+            print(f"{n:>7}{k:>4}{ob:>10}{om:>14}{nb:>9}{nm:>11}  {ores} -> {nres}")
+
+
 if __name__ == "__main__":
-    main()
+    import sys
+
+    if len(sys.argv) > 1 and sys.argv[1] == "--smce-cell":
+        _smce_cell(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]))
+    elif "--smce" in sys.argv:
+        i = sys.argv.index("--smce-time-limit") if "--smce-time-limit" in sys.argv else -1
+        bench_smce(float(sys.argv[i + 1]) if i > 0 else 60.0)
+    else:
+        main()

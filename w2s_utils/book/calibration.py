@@ -17,32 +17,10 @@ from w2s_utils import theory
 from w2s_utils.theory import instances
 
 __all__ = [
-    "fast_ece",
     "interval_note",
     "random_calibration_check",
     "random_multiclass_check",
 ]
-
-
-def fast_ece(
-    probs: np.ndarray, labels: np.ndarray, idx: np.ndarray, n_bins: int = 15
-) -> np.ndarray:
-    """Top-label binned ECE of ``probs`` ``[N, K]`` on each row of resample indices ``idx``.
-
-    The binning of :func:`w2s_utils.metrics.ece` (``n_bins`` equal-width bins plus the point bin
-    at confidence 1, torchmetrics' rule); one ``bincount`` per resample instead of one call each.
-    """
-    p = np.asarray(probs, dtype=np.float64)
-    conf = p.max(axis=1)
-    hit = (p.argmax(axis=1) == np.asarray(labels)).astype(np.float64)
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    b = np.clip(np.searchsorted(edges, conf, side="right") - 1, 0, n_bins)
-    out = np.empty(len(idx))
-    for r, ii in enumerate(np.atleast_2d(idx)):
-        bins = b[ii]
-        gap = np.bincount(bins, weights=hit[ii] - conf[ii], minlength=n_bins + 1)
-        out[r] = np.abs(gap).sum() / len(ii)
-    return out
 
 
 def interval_note(n_seeds: int) -> str:

@@ -147,7 +147,7 @@ def gaussian_bridge(f_star: Any, weak: Any, student: Any, sigma: float = 1.0) ->
     The two columns agree: ``KL(N(a, s^2) || N(b, s^2)) = (a - b)^2 / (2 s^2)``."""
     from torch.distributions import Normal, kl_divergence
 
-    sq = theory.squared_misfit_gain(f_star, weak, student)
+    sq = theory.squared_misfit_gain(weak, student, f_star=f_star)
     fs, fw, fsw = (torch.as_tensor(v, dtype=torch.float64) for v in (f_star, weak, student))
 
     def gkl(a: torch.Tensor, b: torch.Tensor) -> float:

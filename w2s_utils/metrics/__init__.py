@@ -13,7 +13,9 @@ from w2s_utils.metrics.calibration import (
     Reliability,
     apply_temperature,
     ece,
+    ece_resamples,
     fit_temperature,
+    lipschitz_sup_1d,
     reliability,
     smooth_ce,
 )
@@ -42,6 +44,7 @@ from w2s_utils.metrics.intervals import (
     seed_interval,
     seeds_and_test_interval,
     seeds_and_test_statistic,
+    wilson_interval,
 )
 from w2s_utils.metrics.w2s import (
     MISFIT_KINDS,
@@ -68,11 +71,13 @@ __all__ = [
     "cross_entropy",
     "cross_entropy_from_logits",
     "ece",
+    "ece_resamples",
     "entropy",
     "entropy_from_logits",
     "fit_temperature",
     "kl",
     "kl_from_logits",
+    "lipschitz_sup_1d",
     "log_loss",
     "log_loss_per_example",
     "misfit",
@@ -87,4 +92,5 @@ __all__ = [
     "smooth_ce",
     "summarize_predictions",
     "tv",
+    "wilson_interval",
 ]

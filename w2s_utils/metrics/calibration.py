@@ -69,6 +69,17 @@ def _confidence_and_hits(
     return conf, hits
 
 
+def _uniform_bin(c: torch.Tensor, ext: torch.Tensor, n_bins: int) -> torch.Tensor:
+    """Slot of each confidence among ``n_bins`` equal-width bins plus the point bin at 1.
+
+    ``ext`` = the ``n_bins + 1`` float edges ``linspace(0, 1)`` followed by ``+inf``. floor(c ·
+    n_bins) is the bin up to rounding; comparing with the float edges lands exactly where
+    ``torch.bucketize(c, edges, right=True) - 1`` would (torchmetrics), but ~3x faster.
+    """
+    i0 = (c * n_bins).long().clamp_(0, n_bins)
+    return i0 - (c < ext[i0]).long() + (c >= ext[i0 + 1]).long()
+
+
 def reliability(
     probs,
     labels=None,
@@ -113,13 +124,10 @@ def reliability(
         lo = edges
         hi = torch.cat([edges[1:], edges[-1:]])
         n_slots = n_bins + 1
-        # floor(c · n_bins) is the bin up to rounding; compare with the float edges to land exactly
-        # where torch.bucketize(c, edges, right=True) - 1 would (torchmetrics), but ~3x faster.
         ext = torch.cat([edges, torch.full((1,), math.inf, dtype=dtype, device=dev)])
 
         def index(c: torch.Tensor) -> torch.Tensor:
-            i0 = (c * n_bins).long().clamp_(0, n_bins)
-            return i0 - (c < ext[i0]).long() + (c >= ext[i0 + 1]).long()
+            return _uniform_bin(c, ext, n_bins)
 
     else:
         conf_all, _ = _confidence_and_hits(probs, labels, confidence)
@@ -176,6 +184,47 @@ def ece(
     return reliability(
         probs, labels, n_bins, strategy, confidence=confidence, target=target, validate=validate
     ).ece
+
+
+def ece_resamples(probs, labels, indices, n_bins: int = 15, *, validate: bool = True) -> np.ndarray:
+    """:func:`ece` (top label, ``n_bins`` equal-width bins, labels) of many row subsets at once.
+
+    ``indices``: ``[R, M]`` integer rows of ``probs`` (``[N, K]``, or ``[N]`` binary), e.g. ``R``
+    bootstrap resamples of the test examples; returns the ``R`` ECEs (float64 NumPy ``[R]``),
+    ``out[r] = ece(probs[indices[r]], labels[indices[r]], n_bins)`` to round-off. The binning is
+    :func:`reliability`'s (the same bin index function, with torchmetrics' point bin at 1).
+    Confidences, hits and bins are computed once, and all resamples are scored by one
+    ``bincount`` of ``hit - confidence`` over (resample, bin): Σ_b |Σ_{i in b} (hit_i − c_i)| / M
+    is Σ_b (n_b / M) |acc_b − conf_b|. Cost O(N K + R M), memory O(R M + R n_bins).
+    """
+    if validate:
+        n_bins = check_int(n_bins, "n_bins", minimum=1)
+    probs, truth = _probs_truth(probs, labels, None, validate)
+    idx = torch.as_tensor(np.asarray(indices) if not isinstance(indices, torch.Tensor) else indices)
+    if idx.dim() == 1:
+        idx = idx[None]
+    if validate:
+        if idx.dim() != 2 or idx.dtype.is_floating_point or idx.dtype == torch.bool:
+            raise ValueError(
+                f"indices: need an integer [R, M] array of row indices, got dtype {idx.dtype} and "
+                f"shape {tuple(idx.shape)}"
+            )
+        out_of_range = idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= len(probs))
+        if idx.shape[1] == 0 or out_of_range:
+            raise ValueError(
+                f"indices: every row must hold at least one index in 0..{len(probs) - 1}; pass "
+                "positions of rows of probs (e.g. numpy.random.Generator.integers(0, N, (R, N)))"
+            )
+    conf, hit = _confidence_and_hits(probs, truth, "top")
+    edges = torch.linspace(0, 1, n_bins + 1, dtype=conf.dtype, device=conf.device)
+    ext = torch.cat([edges, torch.full((1,), math.inf, dtype=conf.dtype, device=conf.device)])
+    slot = _uniform_bin(conf, ext, n_bins).cpu()
+    gap = (hit.double() - conf.double()).cpu()
+    idx = idx.long().cpu()
+    n_res, m = idx.shape
+    flat = (slot[idx] + (n_bins + 1) * torch.arange(n_res)[:, None]).reshape(-1)
+    sums = torch.bincount(flat, weights=gap[idx].reshape(-1), minlength=n_res * (n_bins + 1))
+    return (sums.view(n_res, n_bins + 1).abs().sum(1) / m).numpy()
 
 
 def _smooth_ce_dp(p: np.ndarray, r: np.ndarray) -> float:
@@ -317,6 +366,33 @@ def _smooth_ce_highs(p: np.ndarray, r: np.ndarray) -> float:
     if res.status != 0:
         raise RuntimeError(f"smooth_ce: HiGHS failed ({res.message})")
     return float(-res.fun)
+
+
+def lipschitz_sup_1d(x, r, *, validate: bool = True) -> float:
+    """max Σ_i w(x_i) r_i over 1-Lipschitz ``w: R -> [-1, 1]`` (exact; the dual bounded-Lipschitz
+    norm of the signed measure Σ_i r_i δ_{x_i} on the line).
+
+    ``x``, ``r``: 1-D, same length, finite (any device; computed on the CPU in float64). Points
+    are sorted (ties share one ``w``) and the exact dynamic programme of :func:`smooth_ce` runs on
+    them (O(n log n) measured). Not divided by ``n``: :func:`smooth_ce` is
+    ``lipschitz_sup_1d(p, y - p) / n``; the multi-class smooth CE for ``K = 2``
+    (:func:`w2s_utils.theory.multiclass_smooth_ce`) is ``2 lipschitz_sup_1d(2 p_1, y_1 - p_1) / n``.
+    Returns 0 for empty input.
+    """
+    xt = as_tensor(x, "x")
+    rt = as_tensor(r, "r")
+    if validate:
+        if xt.dim() != 1 or rt.shape != xt.shape:
+            raise ValueError(
+                f"x, r: need two 1-D arrays of one length, got shapes {tuple(xt.shape)} and "
+                f"{tuple(rt.shape)}"
+            )
+        if not (bool(torch.isfinite(xt).all()) and bool(torch.isfinite(rt).all())):
+            raise ValueError("x, r: must be finite (found NaN or inf); drop or fix those rows")
+    xs = xt.detach().double().cpu().numpy()
+    rs = rt.detach().double().cpu().numpy()
+    order = np.argsort(xs, kind="stable")
+    return _smooth_ce_dp(xs[order], rs[order])
 
 
 def smooth_ce(p, labels=None, *, target=None, method: str = "dp", validate: bool = True) -> float:

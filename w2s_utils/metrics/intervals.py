@@ -319,3 +319,35 @@ def across_seeds(
             row[f"{v}_n"] = int(vals.size)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def wilson_interval(successes: int, trials: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval ``(lo, hi)`` for a binomial rate ``successes / trials``.
+
+    The interval of rates ``p`` whose score test does not reject at ``1 - level``:
+    ``(p̂ + z²/2n ± z sqrt(p̂(1 − p̂)/n + z²/4n²)) / (1 + z²/n)`` with ``z`` the two-sided normal
+    quantile (statsmodels' ``proportion_confint(method="wilson")`` and scipy's
+    ``binomtest(...).proportion_ci(method="wilson")``). The ends are exactly 0 when
+    ``successes = 0`` and exactly 1 when ``successes = trials``; ``(nan, nan)`` for ``trials = 0``.
+    Used for violation rates over random instances (chapter 6).
+    """
+    trials = check_int(trials, "trials", minimum=0)
+    successes = check_int(successes, "successes", minimum=0)
+    if successes > trials:
+        raise ValueError(
+            f"successes: {successes} exceeds trials = {trials}; pass the count of successes "
+            "among the trials"
+        )
+    level = check_number(level, "level", lo=0.0, hi=1.0, lo_open=True, hi_open=True)
+    if trials == 0:
+        return math.nan, math.nan
+    from scipy import stats
+
+    z = float(stats.norm.ppf(0.5 + level / 2.0))
+    p = successes / trials
+    den = 1.0 + z * z / trials
+    mid = (p + z * z / (2 * trials)) / den
+    half = z * math.sqrt(p * (1.0 - p) / trials + z * z / (4.0 * trials * trials)) / den
+    lo = 0.0 if successes == 0 else max(0.0, mid - half)
+    hi = 1.0 if successes == trials else min(1.0, mid + half)
+    return float(lo), float(hi)

@@ -1,4 +1,5 @@
-"""Two-sided calibration bound (chapter 3) and the ECE check ECE(p) <= E|F* - p|."""
+"""Two-sided calibration bounds (chapter 3; binary and multi-class smooth CE) and the ECE check
+ECE(p) <= E|F* - p|. The multi-class smooth CE itself is :mod:`w2s_utils.theory.smooth_ce`."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -23,11 +23,12 @@ from w2s_utils.theory._base import (
     _same,
     _target,
 )
+from w2s_utils.theory.smooth_ce import DEFAULT_MAX_MEMORY, multiclass_smooth_ce
 
 
 @dataclass(frozen=True)
 class CalibrationBoundResult(_Result):
-    """Theorem 2: ``|smCE(p_sw) - smCE(p_w)| <= 2 E|p_sw - p_w| <= sqrt(2 eps)`` (binary).
+    """Binary calibration bound: ``|smCE(p_sw) - smCE(p_w)| <= 2 E|p_sw - p_w| <= sqrt(2 eps)``.
 
     ``bound_abs = 2 E|p_sw - p_w|`` (the theorem's first side), ``bound_pointwise =
     2 E sqrt(KL(F_w||F_sw)/2)``, ``bound_eps = sqrt(2 eps)``, ``bound_eps_rev = sqrt(2 eps_rev)``.
@@ -36,7 +37,7 @@ class CalibrationBoundResult(_Result):
     ECE is not Lipschitz in the predictor and carries no such guarantee.
     """
 
-    NAME: ClassVar[str] = "Theorem 2"
+    NAME: ClassVar[str] = "two-sided calibration bound (smCE)"
     RELATION: ClassVar[str] = "|smCE(p_sw) - smCE(p_w)| <= 2 E|p_sw - p_w|"
 
     source: str
@@ -68,7 +69,7 @@ def calibration_bound(
     n_bins: int = 15,
     tol: float = DEFAULT_TOL,
 ) -> CalibrationBoundResult:
-    """Theorem 2, two-sided calibration bound (binary; works from hard labels or from ``F*``).
+    """Two-sided calibration bound (binary; works from hard labels or from ``F*``).
 
     ``smCE(p) = sup_w E[w(p(X)) (Y - p(X))]`` over 1-Lipschitz ``w: [0,1] -> [-1,1]``. With
     ``labels`` it is the exact empirical smCE (:func:`w2s_utils.metrics.smooth_ce`) and the
@@ -182,63 +183,35 @@ def ece_bound(p: Any, f_star: Any, *, n_bins: int = 15, tol: float = DEFAULT_TOL
 
 
 # --------------------------------------------------------------------------- multi-class
-def multiclass_smooth_ce(probs: Any, *, labels: Any = None, f_star: Any = None) -> float:
-    """Exact empirical multi-class smooth calibration error (small ``N``: an LP per class).
-
-    ``smCE_K(F) = sup_w E <w(F(X)), Y - F(X)>`` over ``w: simplex -> [-1, 1]^K`` that are
-    1-Lipschitz from the l1 to the l-infinity norm, ``Y`` one-hot (``labels``) or ``F*(X)``
-    (``f_star``). The constraint is coordinatewise, ``|w_k(p) - w_k(q)| <= ||p - q||_1``, and so is
-    the objective ``sum_k E[w_k (Y_k - F_k)]``: the supremum is the sum over classes of
-    ``max (1/N) sum_i w_i r_ik`` subject to ``|w_i| <= 1`` and
-    ``|w_i - w_j| <= ||p_i - p_j||_1`` for all pairs (McShane's extension, clipped to [-1, 1],
-    extends any feasible ``w_i`` to the whole simplex, so the LP over the sample points is
-    exact). ``N^2`` constraints, solved with scipy's HiGHS: meant for the random-instance checks
-    (``N`` up to a few hundred), not for test sets.
-    For ``K = 2`` it lies between 2 and 4 times the binary :func:`w2s_utils.metrics.smooth_ce`.
-    """
-    from scipy.optimize import linprog
-
-    p = _probs(probs, "probs")
-    target, _ = _target(p.shape[1], p, f_star, labels)
-    resid = (target - p).numpy()
-    pts = p.numpy()
-    n = pts.shape[0]
-    dist = np.abs(pts[:, None, :] - pts[None, :, :]).sum(-1)
-    i, j = np.triu_indices(n, 1)
-    rows = np.arange(len(i))
-    a = np.zeros((2 * len(i), n))
-    a[rows, i], a[rows, j] = 1.0, -1.0
-    a[len(i) + rows, i], a[len(i) + rows, j] = -1.0, 1.0
-    b = np.concatenate([dist[i, j], dist[i, j]])
-    total = 0.0
-    for k in range(p.shape[1]):
-        res = linprog(
-            -resid[:, k],
-            A_ub=a if n > 1 else None,
-            b_ub=b if n > 1 else None,
-            bounds=(-1.0, 1.0),
-            method="highs",
-        )
-        if res.status != 0:
-            raise RuntimeError(f"multiclass_smooth_ce: HiGHS failed ({res.message})")
-        total += -float(res.fun)
-    return total / n
-
-
 @dataclass(frozen=True)
 class MulticlassCalibrationBoundResult(_Result):
-    """Multi-class Theorem 2: ``|smCE_K(F_sw) - smCE_K(F_w)| <= 3 E||F_sw - F_w||_1`` (= 6 E TV).
+    """Multi-class calibration bound: ``|smCE_K(F_sw) - smCE_K(F_w)| <= 3 E||F_sw - F_w||_1``
+    (= 6 E TV), chain ``<= 6 E sqrt(KL(F_w||F_sw)/2) <= 3 sqrt(2 eps)`` (Pinsker, Jensen).
 
-    Chain: ``<= 6 E sqrt(KL(F_w||F_sw)/2) <= 3 sqrt(2 eps)`` (Pinsker, Jensen).
+    Each ``smCE_K`` is a :class:`~w2s_utils.theory.MulticlassSmoothCE`: exact, or a certified
+    bracket ``[lower, upper]``. ``lhs`` is the *largest* ``|smCE_K(F_sw) - smCE_K(F_w)|`` the two
+    brackets allow (``max(upper_sw - lower_w, upper_w - lower_sw)``), so ``holds`` is a proof on
+    the sample whatever the bracket widths; ``lhs_lower`` is the smallest. ``determined`` is
+    False when the brackets are too wide to decide (``lhs_lower <= rhs < lhs``): then ``holds`` is
+    False without the statement being refuted. ``smce_weak``/``smce_student`` are the values
+    (NaN for a bracket); ``exact``: both exact (then ``lhs = lhs_lower = diff`` to round-off).
     """
 
-    NAME: ClassVar[str] = "Theorem 2 (multi-class)"
+    NAME: ClassVar[str] = "multi-class calibration bound (6 TV)"
     RELATION: ClassVar[str] = "|smCE_K(F_sw) - smCE_K(F_w)| <= 6 E TV(F_w, F_sw)"
 
     source: str
     smce_weak: float
     smce_student: float
+    smce_weak_lower: float
+    smce_weak_upper: float
+    smce_student_lower: float
+    smce_student_upper: float
+    exact: bool
+    method: str
     diff: float
+    lhs_lower: float
+    determined: bool
     mean_tv: float
     eps: float
     bound_tv: float
@@ -252,23 +225,44 @@ class MulticlassCalibrationBoundResult(_Result):
 
 
 def multiclass_calibration_bound(
-    weak: Any, student: Any, *, labels: Any = None, f_star: Any = None, tol: float = DEFAULT_TOL
+    weak: Any,
+    student: Any,
+    *,
+    labels: Any = None,
+    f_star: Any = None,
+    tol: float = DEFAULT_TOL,
+    method: str = "auto",
+    time_limit: float | None = None,
+    max_memory: int = DEFAULT_MAX_MEMORY,
 ) -> MulticlassCalibrationBoundResult:
-    """Theorem 2 for ``K`` classes with :func:`multiclass_smooth_ce` (exact LPs; small ``N``).
+    """The calibration bound for ``K`` classes, checked with :func:`multiclass_smooth_ce`.
 
-    Proof: ``|<w(p), y - p> - <w(q), y - q>| <= ||w(p) - w(q)||_inf ||y - p||_1 +
-    ||w(q)||_inf ||p - q||_1 <= 2||p - q||_1 + ||p - q||_1`` since ``||y - p||_1 <= 2``; take the
-    supremum over ``w`` and the mean over ``x``. The checker's tolerance also absorbs the LP
-    solver's (HiGHS) feasibility tolerance, so pass ``tol`` of at least ``1e-7``.
+    Statement: ``|smCE_K(F_sw) - smCE_K(F_w)| <= 3 E||F_sw - F_w||_1 = 6 E TV(F_w, F_sw)``.
+    Proof: for any admissible ``w`` (values in ``[-1, 1]^K``, 1-Lipschitz l1 -> l-infinity),
+    ``|<w(p), y - p> - <w(q), y - q>| <= ||w(p) - w(q)||_inf ||y - p||_1 + ||w(q)||_inf ||p - q||_1
+    <= 2||p - q||_1 + ||p - q||_1`` since ``||y - p||_1 <= 2``; the mean over ``x`` and the
+    supremum over ``w`` keep it (a difference of suprema is at most the supremum of differences).
+    It holds exactly on the sample (empirical measure) against labels or ``F*``.
+
+    What is computed: each ``smCE_K`` exactly where :func:`multiclass_smooth_ce` closes its
+    bracket (``K = 2`` always; ``K > 2`` up to a few thousand points in seconds), otherwise a
+    certified bracket (``time_limit``). The check then uses the side that makes it honest: the
+    left-hand side is the largest difference the brackets allow, so ``holds`` means the
+    inequality is verified for every pair of values in the brackets, hence for the true ones;
+    ``determined`` says whether the brackets were narrow enough to decide. ``method``,
+    ``time_limit`` and ``max_memory`` are passed on (``time_limit`` to each predictor's call).
     """
     tol = _check_tol(tol)
     weak = _probs(weak, "weak")
     student = _same(weak, "weak", _probs(student, "student"), "student")
     truth = {"labels": labels} if f_star is None else {"f_star": f_star}
     _, source = _target(weak.shape[1], weak, f_star, labels)
-    smce_weak = multiclass_smooth_ce(weak, **truth)
-    smce_student = multiclass_smooth_ce(student, **truth)
-    diff = abs(smce_student - smce_weak)
+    opts = {"method": method, "time_limit": time_limit, "max_memory": max_memory}
+    sw = multiclass_smooth_ce(weak, **truth, **opts)
+    ss = multiclass_smooth_ce(student, **truth, **opts)
+    lhs = max(ss.upper - sw.lower, sw.upper - ss.lower, 0.0)
+    lhs_lower = max(ss.lower - sw.upper, sw.lower - ss.upper, 0.0)
+    exact = sw.exact and ss.exact
     tv = metrics.tv(weak, student, validate=False)
     kl_fwd = metrics.kl(weak, student, validate=False)
     eps = _mean(kl_fwd)
@@ -276,23 +270,31 @@ def multiclass_calibration_bound(
     bound_pointwise = 6.0 * _mean((kl_fwd / 2.0).clamp_min(0.0).sqrt())
     bound_eps = 3.0 * math.sqrt(2.0 * eps)
     holds = (
-        _le(diff, bound_tv, tol)
+        _le(lhs, bound_tv, tol)
         and _le(bound_tv, bound_pointwise, tol)
         and _le(bound_pointwise, bound_eps, tol)
     )
     return MulticlassCalibrationBoundResult(
         source=source,
-        smce_weak=smce_weak,
-        smce_student=smce_student,
-        diff=diff,
+        smce_weak=sw.value,
+        smce_student=ss.value,
+        smce_weak_lower=sw.lower,
+        smce_weak_upper=sw.upper,
+        smce_student_lower=ss.lower,
+        smce_student_upper=ss.upper,
+        exact=exact,
+        method=sw.method,
+        diff=abs(ss.value - sw.value) if exact else math.nan,
+        lhs_lower=lhs_lower,
+        determined=holds or not _le(lhs_lower, bound_tv, tol),
         mean_tv=_mean(tv),
         eps=eps,
         bound_tv=bound_tv,
         bound_pointwise=bound_pointwise,
         bound_eps=bound_eps,
-        lhs=diff,
+        lhs=lhs,
         rhs=bound_tv,
-        slack=bound_tv - diff,
+        slack=bound_tv - lhs,
         holds=holds,
         tol=tol,
     )
