@@ -19,11 +19,12 @@ MATHJAX    := book/_extra/mathjax/tex-chtml.js
 CHROMIUM   := /usr/bin/chromium
 DOWNLOADS  := book/_extra/downloads
 
-.PHONY: book env mathjax data downloads pdf test test-browser chromium lab lock clean distclean help
+.PHONY: book env mathjax data downloads pdf test test-fast test-browser chromium lab lock clean distclean help
 
 help:
 	@echo "make book          environment + data + execute every chapter + HTML (_build/html)"
 	@echo "make pdf           the whole book as one PDF, linked from the site (after make book)"
+	@echo "make test-fast     the quick tests (about a minute): start here"
 	@echo "make test          test suite (not the browser test)"
 	@echo "make test-browser  headless Chromium over the built site (run make book first)"
 	@echo "make lab           JupyterLab in the project's environment"
@@ -64,12 +65,20 @@ downloads: $(STAMP)
 
 book: $(STAMP) $(MATHJAX) data downloads
 	$(PY) -m w2s_utils book --preset $(PRESET) $(BOOK_ARGS)
-	@echo "The book is at $(CURDIR)/_build/html/index.html (make pdf adds the PDF)"
+	@if [ -x $(CHROMIUM) ] && command -v pdftotext >/dev/null; then \
+		$(MAKE) --no-print-directory pdf; \
+	else echo "no Chromium/poppler here: the site links a PDF that 'make pdf' builds (it installs them as root)"; fi
+	@echo "The book is at $(CURDIR)/_build/html/index.html"
 
 # The PDF: the one-page HTML of the last `make book`, printed by Debian's Chromium (offline).
 pdf: $(STAMP) $(MATHJAX) chromium
 	@test -f _build/html/index.html || { echo "no site in _build/html: run 'make book' first" >&2; exit 1; }
 	$(PY) -m w2s_utils.book.pdf
+
+# a newcomer's first command: everything but the slow, executor and browser tests (about a minute)
+test-fast: $(STAMP)
+	$(PY) -m ruff check w2s_utils tests benchmarks notebooks
+	$(PY) -m pytest -q -m "not browser and not slow" --ignore=tests/browser
 
 test: $(STAMP)
 	$(PY) -m ruff check w2s_utils tests benchmarks notebooks
