@@ -1,5 +1,5 @@
-"""Tests for book.results (how an interval reads) and book.pipeline (chapter 1's helpers) on fake
-runs; the paired tables themselves are tested with the analysis layer (tests/test_analysis.py)."""
+"""Tests for book.results (how an interval reads) on fake runs; chapter 1's module is tested in
+tests/test_ch1_pipeline.py, the paired tables with the analysis layer (tests/test_analysis.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ import pandas as pd
 import pytest
 
 from w2s_utils import analysis
-from w2s_utils.book import pipeline, results
-from w2s_utils.engine.presets import get_preset
+from w2s_utils.book import results
 from w2s_utils.theory import instances
 
 
@@ -62,34 +61,3 @@ def test_dirichlet_triple_is_seeded_and_positive():
     assert all((x == y).all() for x, y in zip(a, b, strict=True))
     assert (a[1] > 0).all() and (a[2] > 0).all() and a[0].shape == (64, a[0].shape[1])
     assert 2 <= a[0].shape[1] <= 10
-
-
-def test_decomposition_check_has_no_residual_and_glues():
-    check = pipeline.decomposition_check(20)
-    assert len(check) == 20 and check.holds.all() and check.residual.max() < 1e-10
-    np.testing.assert_allclose(check.gain, check.interaction - check.eps, atol=1e-10)
-    glued = pipeline.decomposition_glue(check)
-    assert glued["lemma_n"] == 20 and glued["lemma_all_hold"]
-    assert pipeline.decomposition_summary(check).data["instances"].sum() == 20
-
-
-def test_worked_example_numbers():
-    table, terms = pipeline.worked_example()
-    assert terms["ex_change"] == pytest.approx(terms["ex_eps"] + terms["ex_iota"])
-    assert terms["ex_eps"] == pytest.approx(0.6 * np.log(0.6 / 0.8) + 0.4 * np.log(2.0))
-    assert terms["ex_iota"] == pytest.approx(0.3 * np.log(0.6 / 0.8) - 0.3 * np.log(2.0))
-    assert terms["ex_change"] < 0 and table.shape == (2, 5)
-
-
-def test_chapter_tables_and_findings_from_fake_runs():
-    runs = [fake_run(s) for s in range(2)]
-    for r in runs:
-        r.labels, r.ids = runs[0].labels, runs[0].ids
-    setup = get_preset("test")
-    paired = analysis.paired_table(runs)
-    acc, lemma = pipeline.result_tables(paired, "test")
-    assert acc.data.shape[0] == 1 and "ΔErr = ΔCE" in str(lemma.data.columns)
-    found = pipeline.findings_glue(paired, analysis.per_run_table(runs), setup)
-    assert found["n_comparisons"] == 1 and "bow" in found["findings"]
-    assert "PGR" in found["room_text"] and "none" not in found["room_text"]
-    assert pipeline.roles_table(setup).loc["weak teacher", "model"] == "bow"
