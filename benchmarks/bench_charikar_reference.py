@@ -10,7 +10,7 @@ The reference's time is a measurement of *its own code*, run outside this projec
 with ``num_epochs`` cut to a few epochs, each training cell timed, the per-step time extrapolated
 to 1,000 epochs. Pass ``--reference PATH/TO/wts.ipynb`` to repeat that measurement here (it
 executes the notebook's cells from that path, in this process, with ``--epochs`` epochs); without
-it the recorded measurement ``w2s_utils.book.squared_loss.REFERENCE_TIMING`` is used.
+it the recorded measurement ``w2s_utils.book.ch5_squared_loss.REFERENCE_TIMING`` is used.
 
     python benchmarks/bench_charikar_reference.py [--preset ci] [--reference wts.ipynb --epochs 2]
 """
@@ -61,7 +61,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=2, help="reference epochs to time")
     args = ap.parse_args()
 
-    from w2s_utils.book.squared_loss import REFERENCE_TIMING, reference_extrapolation
+    from w2s_utils.book.ch5_squared_loss import REFERENCE_TIMING, reference_extrapolation
 
     timing = dict(REFERENCE_TIMING)
     if args.reference is not None:
@@ -74,7 +74,7 @@ def main() -> None:
 
         grid = get_preset(args.preset).squared_loss
         t = time.perf_counter()
-        table, seconds = charikar_synthetic(grid)
+        table, ours_timing = charikar_synthetic(grid)
         ours = time.perf_counter() - t
     ext = reference_extrapolation(ours, timing)
     print(f"load average {os.getloadavg()[0]:.1f}; reference timing: {timing['measured']}")
@@ -88,7 +88,7 @@ def main() -> None:
         f"{'book figure, cold (' + str(len(table)) + ' task rows)':38s} "
         f"{2 * grid.rep_steps:>12,d} {ours:>10.1f}"
     )
-    print(f"  of which representations: {seconds['representations']:.1f} s")
+    print(f"  of which representations: {ours_timing.parts['representations']:.1f} s")
     print(f"ratio reference / book: {ext['ratio']:.0f}x")
 
 
