@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 import ast
+import datetime
 import importlib.util
 import json
 import os
 import re
+import shutil
 import stat
+import subprocess
 import sys
+import time
 import unicodedata
 from pathlib import Path
 
 import nbformat
 import pytest
+import torch
 import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from w2s_utils.book import runner
+import w2s_utils
+from w2s_utils.book import pdf, runner
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -34,10 +40,15 @@ def _pyproject() -> dict:
 
 
 def _declared_requirements() -> list[Requirement]:
+    """Core, engine, book and test requirements; an extra's reference to another extra of the
+    project itself (``w2s-utils[engine]``) is not a requirement of its own."""
     project = _pyproject()["project"]
     extras = project.get("optional-dependencies", {})
-    reqs = project["dependencies"] + extras.get("book", []) + extras.get("test", [])
-    return [Requirement(r) for r in reqs]
+    reqs = project["dependencies"] + [
+        r for extra in ("engine", "book", "test") for r in extras.get(extra, [])
+    ]
+    reqs = [Requirement(r) for r in reqs]
+    return [r for r in reqs if canonicalize_name(r.name) != canonicalize_name(project["name"])]
 
 
 def _key(req: Requirement) -> tuple[str, str]:
@@ -392,22 +403,105 @@ def test_select_notebooks() -> None:
             runner.select_notebooks(nbs, blank)
 
 
+def _glue_output(name: str, text: str, markdown: bool) -> dict:
+    """A myst-nb glue output as it sits in an executed notebook."""
+    prefix = "application/papermill.record/"
+    data = {prefix + "text/plain": repr(text)}
+    if markdown:
+        data = {prefix + "text/markdown": text, prefix + "text/plain": "<IPython...Markdown>"}
+    meta = {"scrapbook": {"name": name, "mime_prefix": prefix}}
+    return nbformat.v4.new_output("display_data", data=data, metadata=meta)
+
+
+def _executed_with_glue(path: Path, glued: dict[str, tuple[str, bool]]) -> Path:
+    """A complete executed copy (papermill metadata) whose one code cell glues ``glued``."""
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("glue(...)")
+    cell.outputs = [_glue_output(k, text, md) for k, (text, md) in glued.items()]
+    cell.metadata["papermill"] = {"status": "completed", "exception": False}
+    nb.cells = [nbformat.v4.new_markdown_cell("# T"), cell]
+    nb.metadata["papermill"] = {"exception": None}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path
+
+
+def test_glued_text_reads_myst_nb_glue_outputs(tmp_path: Path) -> None:
+    path = _executed_with_glue(
+        tmp_path / "a.ipynb",
+        {"frame_cold_text": ("about 8 minutes", True), "n_runs": ("twelve", False)},
+    )
+    assert runner.glued_text(path, "frame_cold_text") == "about 8 minutes"
+    assert runner.glued_text(path, "n_runs") == "twelve"  # a glued str, without its quotes
+    assert runner.glued_text(path, "absent") is None
+    assert runner.glued_text(tmp_path / "missing.ipynb", "frame_cold_text") is None
+    (tmp_path / "trunc.ipynb").write_text('{"cells": [', encoding="utf-8")
+    assert runner.glued_text(tmp_path / "trunc.ipynb", "frame_cold_text") is None
+    with pytest.raises(ValueError, match="name"):
+        runner.glued_text(path, "")
+
+
 def test_build_info_fills_the_template(tmp_path: Path) -> None:
     page = tmp_path / runner.BUILD_INFO_PAGE
     page.parent.mkdir(parents=True)
     page.write_text((ROOT / runner.BUILD_INFO_PAGE).read_text(encoding="utf-8"), encoding="utf-8")
-    record = runner.BuildRecord(preset="ci", started=runner.dt.datetime(2026, 1, 2, 3, 4))
+    record = runner.BuildRecord(preset="ci", started=datetime.datetime(2026, 1, 2, 3, 4))
+    cold = {"frame_cold_text": ("about 3 minutes", True)}
+    glued = _executed_with_glue(tmp_path / "x" / "03.ipynb", cold)
+    bare = _executed_with_glue(tmp_path / "x" / "04.ipynb", {})  # glues no cold time
+    when = "2026-01-01T09:30:00+00:00"
+    stored = runner.StoredRun("0" * 64, glued, when, 181.25, "ci", "cpu", "0.1")
+    nbs = [Path(f"notebooks/{name}.ipynb") for name in ("01_a", "02_b", "03_c", "04_d")]
     record.chapters = [
-        runner.ChapterResult(Path("notebooks/01_pipeline.ipynb"), "ok", 12.34),
-        runner.ChapterResult(Path("notebooks/02_generalization_bounds.ipynb"), "skipped"),
+        runner.ChapterResult(nbs[0], "ok", 12.34, bare, stored=stored),
+        runner.ChapterResult(nbs[1], "skipped"),
+        runner.ChapterResult(nbs[2], "reused", 0.21, glued, stored=stored),
+        runner.ChapterResult(nbs[3], "failed", 3.0, bare),
     ]
     runner.write_build_info(tmp_path, ROOT, record)
     text = page.read_text(encoding="utf-8")
     assert "built without the book runner" not in text
     assert "| Preset | `ci` |" in text and "2026-01-02 03:04" in text
-    assert "| `notebooks/01_pipeline.ipynb` | executed | 12.3 |" in text
-    assert "not executed in this run" in text and "| `jupyter-book` |" in text
+    assert f"| Library | `w2s_utils` {w2s_utils.__version__} |" in text
+    assert "| Device | `cpu`" in text or "| Device | `cuda" in text
+    head = "| Notebook | In this build | Time in this build (s) | Stored execution | Cold time |"
+    assert head in text
+    rows = {
+        line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+        for line in text.splitlines()
+        if line.startswith("| `notebooks/")
+    }
+    assert rows["`notebooks/01_a.ipynb`"] == [
+        "executed",
+        "12.3",
+        "this execution, stored for reuse",
+        "not recorded",
+    ]
+    assert rows["`notebooks/02_b.ipynb`"] == ["not executed in this run", "-", "-", "-"]
+    assert rows["`notebooks/03_c.ipynb`"] == [
+        "reused from the cache",
+        "0.2",
+        "executed 2026-01-01 09:30 UTC in 181.2 s (preset `ci`, cpu)",
+        "about 3 minutes",
+    ]
+    assert rows["`notebooks/04_d.ipynb`"][0] == "FAILED"
+    assert "1 chapter(s) executed in this build (12.3 s), 1 reused from the cache (0.2 s)" in text
+    assert "| `jupyter-book` |" in text
     assert text.count(runner.BUILD_INFO_START) == 1 and text.count(runner.BUILD_INFO_END) == 1
+
+
+def test_build_info_names_every_status() -> None:
+    assert set(runner.build_info.STATUS_TEXT) == set(runner.execute.STATUSES)
+
+
+def test_build_info_device_follows_w2s_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The page names the device the chapters compute on: ``W2S_DEVICE=cpu`` reads ``cpu``
+    even on a machine with a GPU."""
+    monkeypatch.setenv("W2S_DEVICE", "cpu")
+    assert runner.build_info.device_text().startswith("`cpu` (W2S_DEVICE=cpu)")
+    monkeypatch.delenv("W2S_DEVICE")
+    expected = "`cuda" if torch.cuda.is_available() else "`cpu` (no CUDA device)"
+    assert runner.build_info.device_text().startswith(expected)
 
 
 def test_missing_toc_file_is_reported(tmp_path: Path) -> None:
@@ -417,6 +511,232 @@ def test_missing_toc_file_is_reported(tmp_path: Path) -> None:
     (tmp_path / "intro.md").write_text("# Intro\n", encoding="utf-8")
     with pytest.raises(FileNotFoundError, match="nb/missing"):
         runner.toc_notebooks(tmp_path)
+
+
+# ------------------------------------------------------------- runner (reuse, site, PDF hook)
+
+
+@pytest.fixture
+def book_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private cache (stored executions land in ``<it>/executed``), rerun not forced."""
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("W2S_CACHE_DIR", str(folder))
+    monkeypatch.delenv(runner.RERUN_ENV, raising=False)
+    return folder
+
+
+def test_library_digest_sees_every_byte_of_the_source(tmp_path: Path) -> None:
+    lib = tmp_path / "lib"
+    (lib / "sub").mkdir(parents=True)
+    (lib / "a.py").write_bytes(b"x = 1\n")
+    (lib / "sub" / "b.py").write_bytes(b"y = 2\n")
+    (lib / "notes.txt").write_text("not source")
+    first = runner.library_digest(lib)
+    assert first == runner.library_digest(lib)
+    (lib / "notes.txt").write_text("still not source")
+    assert runner.library_digest(lib) == first, "a non-.py file entered the key"
+    (lib / "sub" / "b.py").write_bytes(b"y = 3\n")  # one byte
+    edited = runner.library_digest(lib)
+    assert edited != first
+    (lib / "sub" / "b.py").rename(lib / "b.py")  # same bytes, another path
+    assert runner.library_digest(lib) != edited
+    (lib / "c.py").write_bytes(b"")  # a new empty module
+    assert len({first, edited, runner.library_digest(lib)}) == 3
+    with pytest.raises(ValueError, match="package_dir"):
+        runner.library_digest(tmp_path / "missing")
+
+
+def test_reuse_key_changes_with_each_input() -> None:
+    context = runner.reuse_context()
+    assert set(context) >= {"library", "versions", "device"}
+    assert context["device"] in ("cpu", "cuda")
+    base = runner.reuse_key(b"{}", {"preset": "ci"}, context)
+    assert len(base) == 64 and base == runner.reuse_key(b"{}", {"preset": "ci"}, dict(context))
+    others = [
+        runner.reuse_key(b"{ }", {"preset": "ci"}, context),
+        runner.reuse_key(b"{}", {"preset": "paper"}, context),
+        runner.reuse_key(b"{}", {"preset": "ci"}, {**context, "library": "0" * 64}),
+        runner.reuse_key(b"{}", {"preset": "ci"}, {**context, "device": "other"}),
+        runner.reuse_key(b"{}", {"preset": "ci"}, {**context, "versions": {}}),
+    ]
+    assert base not in others and len(set(others)) == len(others)
+    with pytest.raises(ValueError, match="notebook"):
+        runner.reuse_key("{}", {"preset": "ci"}, context)
+
+
+def test_rerun_is_forced_by_the_flag_or_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(runner.RERUN_ENV, raising=False)
+    assert not runner.rerun_requested() and runner.rerun_requested(True)
+    for value, expected in (("1", True), ("yes", True), ("0", False), ("", False)):
+        monkeypatch.setenv(runner.RERUN_ENV, value)
+        assert runner.rerun_requested() is expected
+    monkeypatch.setenv(runner.RERUN_ENV, "maybe")
+    with pytest.raises(ValueError, match=runner.RERUN_ENV):
+        runner.rerun_requested()
+
+
+def test_stored_execution_round_trip_and_damage(tmp_path: Path, book_cache: Path) -> None:
+    key = "ab" * 32
+    copy = _executed_with_glue(tmp_path / "a.ipynb", {"frame_cold_text": ("about 1 minute", True)})
+    started = datetime.datetime(2026, 3, 4, 5, 6, tzinfo=datetime.timezone.utc)
+    stored = runner.store_executed(
+        key, copy, seconds=12.5, preset="ci", device="cpu", executed_at=started
+    )
+    assert stored.path == book_cache / "executed" / f"{key}.ipynb" == runner.stored_path(key)
+    log: list[str] = []
+    hit = runner.load_stored(key, log=log.append)
+    assert hit == stored and log == [] and hit.when() == "2026-03-04 05:06 UTC"
+    assert runner.glued_text(hit.path, "frame_cold_text") == "about 1 minute"
+    assert runner.load_stored("cd" * 32, log=log.append) is None and log == []  # a plain miss
+    # damaged copies: truncated, one output altered, stored under another name
+    good = stored.path.read_bytes()
+    damages = {
+        "truncated": good[: len(good) // 2],
+        "altered": good.replace(b"about 1 minute", b"about 9 minute"),
+    }
+    for what, data in damages.items():
+        stored.path.write_bytes(data)
+        assert runner.load_stored(key, log=log.append) is None, what
+        assert str(stored.path) in log[-1] and "damaged" in log[-1], log
+        assert not stored.path.exists(), f"a {what} copy was left in the store"
+    other = runner.stored_path("ef" * 32)
+    other.write_bytes(good)
+    assert runner.load_stored("ef" * 32, log=log.append) is None and "another key" in log[-1]
+    # only complete, passing executions are stored
+    broken = nbformat.read(copy, as_version=4)
+    broken.cells[1].metadata["papermill"]["status"] = "failed"
+    nbformat.write(broken, tmp_path / "broken.ipynb")
+    with pytest.raises(ValueError, match="not a complete execution"):
+        broken_copy = tmp_path / "broken.ipynb"
+        runner.store_executed(
+            key, broken_copy, seconds=1, preset="ci", device="cpu", executed_at=started
+        )
+    assert not runner.stored_path(key).exists()
+
+
+def _fake_execute(calls: list):
+    """Stand-in for execute_notebook that passes and stores like it (counts its calls)."""
+
+    def fake(root, nb, **kw):
+        calls.append((nb.as_posix(), kw["preset"]))
+        cold = {"frame_cold_text": ("about 2 minutes", True)}
+        path = _executed_with_glue(kw["out_dir"] / nb, cold)
+        now = datetime.datetime.now(datetime.timezone.utc)
+        stored = runner.store_executed(
+            kw["store_key"], path, seconds=1.5, preset=kw["preset"], device=kw["device"],
+            executed_at=now,
+        )
+        return runner.ChapterResult(nb, "ok", 1.5, path, stored=stored)
+
+    return fake
+
+
+def test_reuse_decides_what_runs(
+    tmp_path: Path, book_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chapter is executed again exactly when an input of its key changed, or on request."""
+    _tiny_book(tmp_path, {"a": ["1"], "b": ["2"]})
+    calls: list = []
+    monkeypatch.setattr(runner.build, "execute_notebook", _fake_execute(calls))
+    log: list[str] = []
+
+    def run(**kw) -> list:
+        before = len(calls)
+        log.clear()
+        assert runner.run_book(root=tmp_path, html=False, log=log.append, **kw) == 0
+        return calls[before:]
+
+    both = [("nb/a.ipynb", "ci"), ("nb/b.ipynb", "ci")]
+    assert run() == both
+    assert run() == [] and sum(": reused in" in line for line in log) == 2, log
+    assert "notebooks: 0 executed, 2 reused, 0 failed" in "\n".join(log)
+    assert run(rerun=True) == both
+    monkeypatch.setenv(runner.RERUN_ENV, "1")
+    assert run(only="a") == both[:1]
+    monkeypatch.delenv(runner.RERUN_ENV)
+    assert run(preset="paper") == [("nb/a.ipynb", "paper"), ("nb/b.ipynb", "paper")]
+    assert run(preset="paper") == [] and run() == []  # each preset has its own stored run
+    with monkeypatch.context() as m:  # an edit of the library's source
+        m.setattr(runner.reuse, "library_digest", lambda: "0" * 64)
+        assert run() == both
+    with monkeypatch.context() as m:  # another device type
+        m.setattr(runner.reuse, "default_device", lambda: torch.device("cuda"))
+        assert run() == both
+    with monkeypatch.context() as m:  # another version of a package that matters
+        m.setattr(runner.reuse, "versions_that_matter", lambda: {"torch": "0.0"})
+        assert run() == both
+    assert run() == []
+    nb = nbformat.read(tmp_path / "nb" / "b.ipynb", as_version=4)
+    nb.cells.append(nbformat.v4.new_markdown_cell("An added paragraph."))
+    nbformat.write(nb, tmp_path / "nb" / "b.ipynb")
+    assert run() == both[1:]  # an edit of one notebook re-executes that chapter only
+    # a damaged stored copy is reported and executed again
+    key = runner.reuse_key(
+        (tmp_path / "nb" / "a.ipynb").read_bytes(), {"preset": "ci"}, runner.reuse_context()
+    )
+    runner.stored_path(key).write_text('{"cells": [', encoding="utf-8")
+    assert run() == both[:1]
+    assert any("damaged" in line and str(runner.stored_path(key)) in line for line in log)
+    assert runner.load_stored(key) is not None, "the new execution was not stored"
+    # chapters not chosen come from their stored execution, even after `make clean`
+    shutil.rmtree(tmp_path / "_build")
+    assert run(only="b") == []
+    assert runner.executed_ok(tmp_path / "_build" / "executed" / "nb" / "a.ipynb")
+
+
+def _site_book(root: Path) -> Path:
+    """A book with no notebook (intro + build-info page), MathJax and an old site with a PDF."""
+    (root / "_config.yml").write_text("title: t\n", encoding="utf-8")
+    toc = "format: jb-book\nroot: intro\nchapters:\n- file: book/build_info\n"
+    (root / "_toc.yml").write_text(toc, encoding="utf-8")
+    (root / "intro.md").write_text("# Intro\n", encoding="utf-8")
+    info = root / runner.BUILD_INFO_PAGE
+    info.parent.mkdir(parents=True)
+    info.write_bytes((ROOT / runner.BUILD_INFO_PAGE).read_bytes())
+    (root / runner.MATHJAX_FILE).parent.mkdir(parents=True)
+    (root / runner.MATHJAX_FILE).write_text("//", encoding="utf-8")
+    html = root / "_build" / "html"
+    html.mkdir(parents=True)
+    (html / "index.html").write_text("old site", encoding="utf-8")
+    (html / pdf.PDF_NAME).write_text("old pdf", encoding="utf-8")
+    return html
+
+
+def test_pdf_survives_the_site_swap_and_the_hook_runs_after_it(
+    tmp_path: Path, book_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    html = _site_book(tmp_path)
+
+    def fake_sphinx(cmd, **kw):  # Jupyter Book, writing a site without a PDF
+        out = Path(cmd[cmd.index("--path-output") + 1]) / "_build" / "html"
+        out.mkdir(parents=True)
+        (out / "index.html").write_text("new site", encoding="utf-8")
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    seen: list = []
+
+    def fake_pdf_main(argv):  # the PDF step sees the new site, then replaces the PDF
+        seen.append((argv, (html / "index.html").read_text(), (html / pdf.PDF_NAME).read_text()))
+        (html / pdf.PDF_NAME).write_text("new pdf", encoding="utf-8")
+        return 0
+
+    monkeypatch.setattr(runner.site, "run_watched", fake_sphinx)
+    monkeypatch.setattr(pdf, "main", fake_pdf_main)
+    log: list[str] = []
+    assert runner.run_book(root=tmp_path, log=log.append) == 0
+    assert (html / "index.html").read_text() == "new site"
+    assert (html / pdf.PDF_NAME).read_text() == "old pdf", "the swap deleted the PDF"
+    assert any(f"kept {pdf.PDF_NAME}" in line for line in log) and seen == []
+    info = (tmp_path / "_build" / "src" / runner.BUILD_INFO_PAGE).read_text(encoding="utf-8")
+    assert "0 chapter(s) executed in this build" in info
+    assert runner.run_book(root=tmp_path, with_pdf=True, log=log.append) == 0
+    assert seen == [(["--root", str(tmp_path)], "new site", "old pdf")]
+    assert (html / pdf.PDF_NAME).read_text() == "new pdf"
+    monkeypatch.setattr(pdf, "main", lambda argv: 1)
+    assert runner.run_book(root=tmp_path, with_pdf=True, log=log.append) == 1
+    assert "the PDF was not built" in log[-1]
+    with pytest.raises(ValueError, match="--pdf"):
+        runner.run_book(root=tmp_path, html=False, with_pdf=True)
 
 
 # ------------------------------------------------------------------------ runner (real kernel)
@@ -438,7 +758,7 @@ def _tiny_book(root: Path, cells: dict[str, list[str]]) -> None:
 
 
 @pytest.mark.slow
-def test_runner_injects_preset_and_names_the_failing_cell(tmp_path: Path) -> None:
+def test_runner_injects_preset_and_names_the_failing_cell(tmp_path: Path, book_cache: Path) -> None:
     _tiny_book(
         tmp_path,
         {
@@ -461,10 +781,14 @@ def test_runner_injects_preset_and_names_the_failing_cell(tmp_path: Path) -> Non
     assert str(tmp_path / "_build" / "executed" / "nb" / "bad.failed.ipynb") in text
     assert not (tmp_path / "_build" / "executed" / "nb" / "bad.ipynb").exists()
     assert re.search(r"nb/good.ipynb: ok in \d+\.\d s", text)
+    # the passing execution is stored for reuse, the failing one is not
+    assert [p.suffix for p in (book_cache / "executed").iterdir()] == [".ipynb"]
 
 
 @pytest.mark.slow
-def test_runner_stops_at_the_first_failure_and_guards_time(tmp_path: Path) -> None:
+def test_runner_stops_at_the_first_failure_and_guards_time(
+    tmp_path: Path, book_cache: Path
+) -> None:
     _tiny_book(tmp_path, {"a_slow": ["import time\ntime.sleep(120)"], "b_never": ["1"]})
     log: list[str] = []
     rc = runner.run_book(root=tmp_path, timeout=6, html=False, log=log.append)
@@ -472,6 +796,45 @@ def test_runner_stops_at_the_first_failure_and_guards_time(tmp_path: Path) -> No
     assert rc == 1
     assert "per-notebook limit of 6 s" in text
     assert not any("b_never" in line for line in log if line.startswith("[")), "ran on"
+
+
+@pytest.mark.slow
+def test_warm_rebuild_starts_no_kernel(tmp_path: Path, book_cache: Path) -> None:
+    """Real kernel: the second build reuses the stored execution (the cell's side effect does not
+    happen again, and it takes a fraction of the time); a damaged stored copy is executed again
+    and reported. The chapter's glued cold time is read from the executed copy."""
+    marks = tmp_path / "kernel-ran.txt"
+    cell = (
+        f"open({str(marks)!r}, 'a').write('x')\n"
+        "from myst_nb import glue\n"
+        "glue('frame_cold_text', 'about 2 minutes', display=False)"
+    )
+    _tiny_book(tmp_path, {"a": [cell]})
+    executed = tmp_path / "_build" / "executed" / "nb" / "a.ipynb"
+
+    def build() -> tuple[float, str]:
+        log: list[str] = []
+        t0 = time.perf_counter()
+        assert runner.run_book(root=tmp_path, html=False, log=log.append) == 0, log
+        return time.perf_counter() - t0, "\n".join(log)
+
+    cold_s, cold_log = build()
+    assert marks.read_text() == "x" and "nb/a.ipynb: ok in" in cold_log
+    warm_s, warm_log = build()
+    assert marks.read_text() == "x", "the warm build started a kernel"
+    assert re.search(r"nb/a.ipynb: reused in \d+\.\d s \(executed .* UTC in \d+\.\d s\)", warm_log)
+    assert runner.executed_ok(executed)
+    assert runner.glued_text(executed, "frame_cold_text") == "about 2 minutes"
+    pattern = re.compile(r"a\.ipynb: \w+ in (\d+\.\d) s")
+    seconds = [float(pattern.search(text).group(1)) for text in (cold_log, warm_log)]
+    assert seconds[1] < 1.0 < seconds[0], (cold_log, warm_log)
+    assert warm_s < cold_s, (cold_s, warm_s)
+    (stored,) = (book_cache / "executed").iterdir()
+    stored.write_bytes(stored.read_bytes()[:-200])  # damaged: cut short
+    _, again_log = build()
+    assert marks.read_text() == "xx" and "nb/a.ipynb: ok in" in again_log
+    assert f"stored executed copy {stored} is damaged" in again_log
+    assert runner.load_stored(stored.stem) is not None, "the new execution was not stored"
 
 
 def test_timeout_must_be_positive(tmp_path: Path) -> None:

@@ -190,7 +190,8 @@ def test_polluted_errors_never_reach_stdout(tmp_path, capsys):
 # ==================================================================== kind: silent (wrong)
 def _both_infinite():
     # weak and student put zero mass where F* has some: Err(weak) = Err(student) = inf and the
-    # disagreement is 0, so both sides of Theorem 3 are +inf (it used to report "holds").
+    # disagreement is 0, so both sides of gain >= reverse-KL misfit are +inf (it used to report
+    # "holds").
     fs = torch.tensor([[0.5, 0.5], [0.5, 0.5]], dtype=torch.float64)
     w = torch.tensor([[1.0, 0.0], [0.5, 0.5]], dtype=torch.float64)
     return fs, w, w.clone()
@@ -199,7 +200,7 @@ def _both_infinite():
 def test_silent_both_infinite_sides_are_undefined_not_holds():
     fs, w, s = _both_infinite()
     with pytest.raises(ValueError, match="undefined") as err:
-        theory.kl_misfit_gain(fs, w, s)
+        theory.kl_misfit_gain(w, s, f_star=fs)
     assert isinstance(err.value, _base.UndefinedResultError)
     _names(err, "lhs", "rhs")
 
@@ -215,10 +216,10 @@ def test_silent_nan_comparison_never_holds():
 
 def test_silent_check_reports_undefined_not_holds(tmp_path):
     fs, w, s = _both_infinite()
-    res = check.check_arrays(w.numpy(), s.numpy(), np.array([0, 1]), f_star=fs.numpy())
+    res = check.check_arrays(w.numpy(), s.numpy(), labels=np.array([0, 1]), f_star=fs.numpy())
     skipped = {r["name"]: r["reason"] for r in res["skipped"]}
-    assert "undefined" in skipped["Theorem 3"], skipped
-    for row in res["theorems"]:
+    assert "undefined" in skipped["gain >= reverse-KL misfit [F*]"], skipped
+    for row in res["results"]:
         assert not (row["holds"] and (math.isnan(row["lhs"]) or math.isnan(row["rhs"])))
         assert not (row["holds"] and math.isinf(row["lhs"]) and math.isinf(row["rhs"]))
 
@@ -392,8 +393,8 @@ def test_artefact_failed_copy_of_another_chapter_is_not_reused(tmp_path, monkeyp
         staged.update(executed=dict(executed), incomplete=dict(incomplete or {}))
         raise RuntimeError("stop before the site build")
 
-    monkeypatch.setattr(runner, "execute_notebook", fake_execute)
-    monkeypatch.setattr(runner, "stage_sources", fake_stage)
+    monkeypatch.setattr(runner.build, "execute_notebook", fake_execute)
+    monkeypatch.setattr(runner.build, "stage_sources", fake_stage)
     log: list[str] = []
     with pytest.raises(RuntimeError, match="stop before"):
         runner.run_book(root=tmp_path, only="b", log=log.append)
@@ -425,7 +426,7 @@ def _fake_sphinx(monkeypatch, *, ok: bool):
             (out / "index.html").write_text("<html>new site</html>", encoding="utf-8")
         return subprocess.CompletedProcess(cmd, 0 if ok else 1, "", "" if ok else "WARNING: x")
 
-    monkeypatch.setattr(runner, "run_watched", fake_run)
+    monkeypatch.setattr(runner.site, "run_watched", fake_run)
 
 
 def _site_root(tmp_path: Path) -> tuple[Path, Path]:
@@ -568,10 +569,10 @@ def test_weak_theorem_siblings_behave_alike_on_zero_probabilities():
     fs, w, s = _both_infinite()
     errors = []
     for fn in (
-        lambda: theory.kl_misfit_gain(fs, w, s),
+        lambda: theory.kl_misfit_gain(w, s, f_star=fs),
         lambda: theory.misfit_centred_bound(w, s, f_star=fs),
         lambda: theory.generalization_bound(w, s, f_star=fs),
-        lambda: theory.error_decomposition(fs, w, s),
+        lambda: theory.error_decomposition(w, s, f_star=fs),
     ):
         with pytest.raises(ValueError) as err:
             fn()
@@ -1149,7 +1150,7 @@ def test_tolerance_float16_rows_summing_to_005_over_1000_classes_are_refused(tmp
     for call in (
         lambda: metrics.kl(p, p),  # used to come out -0.15
         lambda: theory.generalization_bound(p, p, labels=y),  # used to renormalise silently
-        lambda: check.check_arrays(p, p, y),
+        lambda: check.check_arrays(p, p, labels=y),
     ):
         with pytest.raises(ValueError) as err:
             call()
@@ -1177,13 +1178,13 @@ def test_tolerance_check_accepts_float16_binary_rows(tmp_path, capsys):
     s16 = np.stack([1 - q**1.1, q**1.1], 1).astype(np.float16)
     assert np.abs(w16.astype(np.float64).sum(1) - 1).max() > 1e-4
     y = rng.integers(0, 2, size=64)
-    res = check.check_arrays(w16, s16, y)
+    res = check.check_arrays(w16, s16, labels=y)
     ref = check.check_arrays(
         w16.astype(np.float64) / w16.astype(np.float64).sum(1, keepdims=True),
         s16.astype(np.float64) / s16.astype(np.float64).sum(1, keepdims=True),
-        y,
+        labels=y,
     )
-    assert res["metrics"] == ref["metrics"] and res["misfit"] == ref["misfit"]
+    assert res["metrics"] == ref["metrics"] and res["w2s"] == ref["w2s"]
     f = _npz(tmp_path / "b16.npz", weak=w16, student=s16, labels=y)
     assert cli.main(["check", str(f), "--json"]) in (0, 1)
     assert json.loads(capsys.readouterr().out)["n"] == 64
@@ -1263,7 +1264,7 @@ def test_options_library_timeouts_and_bins():
     assert runner.check_timeouts(10, 3.0) == (10.0, 3)
     assert runner.check_timeouts(0.5, None) == (0.5, None)
     with pytest.raises(ValueError) as err:
-        check.check_arrays(GOOD["weak"], GOOD["student"], GOOD["labels"], n_bins=10**9)
+        check.check_arrays(GOOD["weak"], GOOD["student"], labels=GOOD["labels"], n_bins=10**9)
     _names(err, "n_bins", "<= 100000")
 
 
@@ -1321,7 +1322,7 @@ def test_sizes_zip_bomb_through_the_cli_allocates_nothing(tmp_path):
 
 def test_sizes_total_bounded_by_this_machines_memory(tmp_path, monkeypatch):
     f = _npz(tmp_path / "ok.npz", **GOOD)
-    monkeypatch.setattr(check, "_memory_bytes", lambda: 256)  # a machine with 256 bytes
+    monkeypatch.setattr(check.files, "_memory_bytes", lambda: 256)  # a machine with 256 bytes
     with pytest.raises(ValueError) as err:
         check.check_file(f)
     _names(err, str(f), "quarter of this machine's")
@@ -1500,7 +1501,7 @@ def test_runner_failure_reports_go_to_stderr(tmp_path, monkeypatch, capsys):
     def failed(root, nb, **kw):
         return runner.ChapterResult(nb, "failed", 0.1, None, "notebook nb/a.ipynb failed\n  x")
 
-    monkeypatch.setattr(runner, "execute_notebook", failed)
+    monkeypatch.setattr(runner.build, "execute_notebook", failed)
     assert cli.main(["book", "--root", str(tmp_path), "--no-html"]) == 1
     out = capsys.readouterr()
     assert out.out == "", "a failure report went to stdout"

@@ -38,14 +38,14 @@ from typing import Any
 
 import yaml
 
-from w2s_utils.book.runner import (
-    ANSI_ESCAPE,
+from w2s_utils.book.runner.processes import run_watched
+from w2s_utils.book.runner.site import ANSI_ESCAPE
+from w2s_utils.book.runner.toc import (
     BUILD_DIR,
     HTML_DIR,
     STAGING_DIR,
     check_root,
     find_root,
-    run_watched,
     toc_entries,
 )
 from w2s_utils.engine.cache import notice
