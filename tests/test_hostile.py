@@ -829,7 +829,8 @@ def _entries(cache_root: Path) -> set[str]:
 
 
 def _verify_cache(cache_root: Path) -> dict[str, str]:
-    """Every entry verifies; no temp file of a live writer; returns results name -> arrays' sha."""
+    """Every entry verifies; no temp file of a live writer; returns results name -> arrays' sha
+    (all arrays but the wall-clock training seconds, which no two runs share)."""
     for path in cache_root.rglob("*.npz"):
         if ".tmp-" not in path.name:
             cache.load_arrays(path)  # raises CacheCorruptError on a half-written entry
@@ -839,7 +840,7 @@ def _verify_cache(cache_root: Path) -> dict[str, str]:
     for p in sorted((cache_root / "results").glob("*.npz")):
         arrays, _ = cache.load_arrays(p)
         h = hashlib.sha256()
-        for name in sorted(arrays):
+        for name in sorted(set(arrays) - {"train_seconds", "piece_seconds"}):
             h.update(name.encode() + np.ascontiguousarray(arrays[name]).tobytes())
         out[p.name] = h.hexdigest()
     return out
