@@ -7,9 +7,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
-import pytest
 
-from w2s_utils import analysis
 from w2s_utils.book import results
 from w2s_utils.theory import instances
 
@@ -39,20 +37,6 @@ def test_formatting_helpers():
     df = pd.DataFrame({"dataset": ["d1", "d2"], "weak": ["bow", "l1"]})
     assert results.names_where(df, [True, False]) == "bow on d1"
     assert results.names_where(df, [False, False], empty="-") == "-"
-
-
-def test_with_err_change_reads_the_gain_convention_back():
-    runs = [fake_run(s) for s in range(3)]
-    for r in runs:
-        r.labels, r.ids = runs[0].labels, runs[0].ids
-    paired = analysis.paired_table(runs)
-    old = results.with_err_change(paired)
-    assert old.err_change.iloc[0] == pytest.approx(-paired.gain.iloc[0])
-    assert old.err_change_lo.iloc[0] == pytest.approx(-paired.gain_hi.iloc[0])
-    assert old.err_change_seed_hi.iloc[0] == pytest.approx(-paired.gain_seed_lo.iloc[0])
-    # the old decomposition: err_change = eps + interaction (old sign)
-    assert old.err_change.iloc[0] == pytest.approx(old.eps.iloc[0] + old.interaction.iloc[0])
-    assert "gain" in old and old.gain.iloc[0] == paired.gain.iloc[0]
 
 
 def test_dirichlet_triple_is_seeded_and_positive():

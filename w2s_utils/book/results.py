@@ -17,7 +17,6 @@ __all__ = [
     "verdict",
     "fmt_interval",
     "names_where",
-    "with_err_change",
 ]
 
 
@@ -48,21 +47,3 @@ def names_where(table: pd.DataFrame, mask: Any, *, empty: str = "none") -> str:
     if rows.empty:
         return empty
     return ", ".join(f"{w} on {d}" for d, w in zip(rows["dataset"], rows["weak"], strict=True))
-
-
-def with_err_change(table: pd.DataFrame) -> pd.DataFrame:
-    """``table`` (of :func:`w2s_utils.analysis.paired_table` or ``per_run_table``, gain
-    convention) with the two columns the text of chapters 1 and 2 reads today: ``err_change`` =
-    Err(F_sw) - Err(F_w) = -gain and ``interaction`` in ``err_change = eps + interaction``
-    (minus the gain convention's interaction), with their intervals. The text moves to the gain
-    convention (gain = interaction - eps) in one piece; until then its numbers stay as they were.
-    """
-    out = table.copy()
-    for name, src in (("err_change", "gain"), ("interaction", "interaction")):
-        if src not in table:
-            continue
-        out[name] = -table[src]
-        for a, b in (("lo", "hi"), ("hi", "lo"), ("seed_lo", "seed_hi"), ("seed_hi", "seed_lo")):
-            if f"{src}_{b}" in table:
-                out[f"{name}_{a}"] = -table[f"{src}_{b}"]
-    return out
