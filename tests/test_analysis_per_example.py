@@ -65,7 +65,7 @@ def test_per_example_against_the_error_decomposition(seed):
     """On random instances: the means agree with the theory layer's terms, and gain =
     interaction - eps holds to rounding (labels: F* = the one-hot labels of the sample)."""
     f_star, weak, student = instances.dirichlet_triple(seed, n_inputs=40)
-    dec = theory.error_decomposition(f_star, weak, student)
+    dec = theory.error_decomposition(weak, student, f_star=f_star)
     v = metrics.per_example(weak, student, f_star=f_star)
     assert v["loss_weak"].mean() == pytest.approx(dec.err_weak, rel=1e-9, abs=1e-12)
     assert v["loss_student"].mean() == pytest.approx(dec.err_student, rel=1e-9, abs=1e-12)
@@ -78,7 +78,7 @@ def test_per_example_against_the_error_decomposition(seed):
     np.testing.assert_allclose(v["gain"], v["interaction"] - v["eps"], rtol=0, atol=1e-12)
     y = torch.as_tensor(np.random.default_rng(seed).integers(0, f_star.shape[1], 40))
     onehot = metrics.one_hot(y, f_star.shape[1])
-    lab = theory.error_decomposition(onehot, weak, student)
+    lab = theory.error_decomposition(weak, student, f_star=onehot)
     vl = metrics.per_example(weak, student, labels=y)
     assert vl["gain"].mean() == pytest.approx(lab.err_weak - lab.err_student, abs=1e-10)
     assert vl["interaction"].mean() == pytest.approx(
@@ -126,9 +126,9 @@ def test_summarize_predictions_by_hand():
         smce = metrics.smooth_ce(p[:, 1], y, method="highs")
         assert out[f"smooth_ce_{name}"] == pytest.approx(smce, abs=1e-8)
     assert out["gain"] == pytest.approx(out["loss_weak"] - out["loss_student"])
-    assert out["eps"] == pytest.approx(metrics.misfit(s, w, "kl_weak_student"))
-    assert out["eps_rev"] == pytest.approx(metrics.misfit(s, w, "kl_student_weak"))
-    assert out["misfit_sq"] == pytest.approx(metrics.misfit(s, w, "squared"))
+    assert out["eps"] == pytest.approx(metrics.misfit(w, s, "kl_weak_student"))
+    assert out["eps_rev"] == pytest.approx(metrics.misfit(w, s, "kl_student_weak"))
+    assert out["misfit_sq"] == pytest.approx(metrics.misfit(w, s, "squared"))
     gap = out["acc_ceiling"] - out["acc_weak"]
     want = (out["acc_student"] - out["acc_weak"]) / gap if gap > metrics.PGR_MIN_GAP else np.nan
     assert out["pgr"] == pytest.approx(want, nan_ok=True)

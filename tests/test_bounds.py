@@ -48,7 +48,7 @@ def _labels(f_star: torch.Tensor, seed: int) -> torch.Tensor:
 @given(seeds, n_rows, n_classes, st.sampled_from([0.1, 1.0, 5.0]))
 def test_lemma1_both_equalities_exact(seed, n, k, conc):
     f_star, weak, student = _triple(seed, n, k, floor=1e-4, concentration=conc)
-    r = B.error_decomposition(f_star, weak, student)
+    r = B.error_decomposition(weak, student, f_star=f_star)
     assert r.holds
     assert r.residual_first <= 1e-12 and r.residual_second <= 1e-12
     pw = r.pointwise
@@ -67,7 +67,7 @@ def test_lemma1_with_one_hot_truth_is_the_cross_entropy_difference():
     f_star, weak, student = _triple(3, 50, 4, floor=1e-3)
     y = _labels(f_star, 0)
     one_hot = torch.nn.functional.one_hot(y, 4).to(F64)
-    r = B.error_decomposition(one_hot, weak, student)
+    r = B.error_decomposition(weak, student, f_star=one_hot)
     ce_gain = (student.log().gather(1, y[:, None]) - weak.log().gather(1, y[:, None])).mean()
     assert r.holds and r.lhs == pytest.approx(ce_gain.item(), abs=1e-12)
 
@@ -77,7 +77,7 @@ def test_lemma1_rejects_zero_teacher_probabilities():
     weak = weak.clone()
     weak[0] = torch.tensor([0.0, 0.5, 0.5], dtype=F64)
     with pytest.raises(ValueError, match="weak.*clip_to_floor"):
-        B.error_decomposition(f_star, weak, student)
+        B.error_decomposition(weak, student, f_star=f_star)
 
 
 # --------------------------------------------------------------------------- clip_to_floor
@@ -327,7 +327,9 @@ def test_theorem3_never_violated_on_mixture_classes():
         )
         proj = B.i_projection_mixture(inst.weak, inst.components)
         assert proj.converged, (seed, proj.gap)
-        r = B.kl_misfit_gain(inst.f_star, inst.weak, proj.student, tol=max(proj.gap, B.DEFAULT_TOL))
+        r = B.kl_misfit_gain(
+            inst.weak, proj.student, f_star=inst.f_star, tol=max(proj.gap, B.DEFAULT_TOL)
+        )
         assert r.holds, (seed, r)
         assert r.slack >= -proj.gap - 1e-12
         assert r.gain == pytest.approx(r.err_weak - r.err_student)
@@ -362,7 +364,7 @@ def test_forward_kl_identity_exact_on_random_instances():
         )
         proj = B.forward_kl_projection_linear(inst.features, inst.weak)
         assert proj.converged and proj.moment_residual <= 1e-9, (seed, proj.moment_residual)
-        r = B.forward_kl_identity(inst.f_star, inst.weak, proj.student)
+        r = B.forward_kl_identity(inst.weak, proj.student, f_star=inst.f_star)
         assert r.holds and abs(r.residual) <= 1e-9, (seed, r.residual)
 
 
@@ -379,7 +381,7 @@ def test_forward_kl_counterexample_is_found_and_genuine():
     assert ce.seed == again.seed and ce.violation == again.violation  # deterministic
     assert ce.kind == "forward_kl" and ce.violation > 1e-6
     assert ce.projection.moment_residual <= 1e-9
-    r = B.forward_kl_identity(ce.instance.f_star, ce.instance.weak, ce.student)
+    r = B.forward_kl_identity(ce.instance.weak, ce.student, f_star=ce.instance.f_star)
     assert r.holds  # the identity (model-first KL) holds ...
     assert not r.remark_holds  # ... but gain >= eps fails
     assert r.remark_lhs - r.remark_rhs == pytest.approx(ce.violation)
@@ -393,7 +395,7 @@ def test_reverse_kl_logit_counterexample_is_found_and_genuine():
     ce = B.find_reverse_kl_logit_counterexample(0)
     assert ce.kind == "reverse_kl_logit" and ce.violation > 1e-6
     assert ce.projection.converged and ce.projection.grad_max <= 1e-8
-    r = B.kl_misfit_gain(ce.instance.f_star, ce.instance.weak, ce.student)
+    r = B.kl_misfit_gain(ce.instance.weak, ce.student, f_star=ce.instance.f_star)
     assert not r.holds and r.lhs - r.rhs == pytest.approx(ce.violation)
     # F* is in the class, so F_sw must beat it on the objective it minimises
     obj_star = metrics.kl(ce.instance.f_star, ce.instance.weak).mean().item()
@@ -424,7 +426,7 @@ def test_charikar_linear_heads_equality_and_held_out_inequality():
         # student: projection of the weak predictions onto linear heads on h_s (second half)
         proj = B.least_squares_projection(inst.h_s[half:], weak[half:])
         assert proj.orthogonality <= 1e-10
-        r = B.squared_misfit_gain(inst.f_star[half:], weak[half:], proj.predictions)
+        r = B.squared_misfit_gain(weak[half:], proj.predictions, f_star=inst.f_star[half:])
         assert r.holds and abs(r.slack) <= 1e-9 * max(1.0, r.err_weak)  # Pythagoras: equality
         assert r.misfit_sq > 0 and r.gain == pytest.approx(r.err_weak - r.err_student)
 
@@ -442,7 +444,7 @@ def test_charikar_convex_cone_class_strict_inequality():
         weak = f_star + torch.from_numpy(noise)  # an arbitrary real-valued teacher
         coef, _ = nnls(h, weak.numpy(), maxiter=10_000)
         student = torch.from_numpy(h @ coef)
-        r = B.squared_misfit_gain(f_star, weak, student, tol=1e-7)
+        r = B.squared_misfit_gain(weak, student, f_star=f_star, tol=1e-7)
         assert r.holds, (seed, r)
         strict += r.slack > 1e-6
     assert strict > 0
@@ -451,25 +453,25 @@ def test_charikar_convex_cone_class_strict_inequality():
 def test_charikar_multi_output_and_validation():
     gen = torch.Generator().manual_seed(0)
     f_star, weak = torch.randn(10, 3, generator=gen), torch.randn(10, 3, generator=gen)
-    r = B.squared_misfit_gain(f_star, weak, f_star)
+    r = B.squared_misfit_gain(weak, f_star, f_star=f_star)
     assert r.err_student == 0.0 and r.misfit_sq == pytest.approx(r.err_weak) and r.holds
     with pytest.raises(ValueError, match="student.*finite"):
-        B.squared_misfit_gain(f_star, weak, torch.full((10, 3), float("nan")))
+        B.squared_misfit_gain(weak, torch.full((10, 3), float("nan")), f_star=f_star)
     with pytest.raises(ValueError, match="weak"):
-        B.squared_misfit_gain(f_star, weak[:5], f_star)
+        B.squared_misfit_gain(weak[:5], f_star, f_star=f_star)
 
 
 # --------------------------------------------------------------------------- result objects
 def test_results_are_frozen_and_tabulate():
     f_star, weak, student = _triple(0, 20, 3, floor=0.01)
     results = [
-        B.error_decomposition(f_star, weak, student),
+        B.error_decomposition(weak, student, f_star=f_star),
         B.generalization_bound(weak, student, f_star=f_star),
         B.misfit_centred_bound(weak, student, f_star=f_star),
         B.ece_bound(weak, f_star),
-        B.kl_misfit_gain(f_star, weak, student),
-        B.forward_kl_identity(f_star, weak, student),
-        B.squared_misfit_gain(f_star, weak, student),
+        B.kl_misfit_gain(weak, student, f_star=f_star),
+        B.forward_kl_identity(weak, student, f_star=f_star),
+        B.squared_misfit_gain(weak, student, f_star=f_star),
     ]
     for r in results:
         d = r.as_dict()
@@ -479,7 +481,7 @@ def test_results_are_frozen_and_tabulate():
         with pytest.raises(dataclasses.FrozenInstanceError):
             r.holds = False  # type: ignore[misc]
     # a violated inequality says so
-    bad = B.kl_misfit_gain(f_star, weak, student)
+    bad = B.kl_misfit_gain(weak, student, f_star=f_star)
     assert ("FAILS" in str(bad)) == (not bad.holds)
 
 
@@ -489,9 +491,11 @@ def test_bounds_keep_the_device_and_agree_with_cpu(cuda_device):
     f_star, weak, student = _triple(0, 60, 2, floor=0.01)
     y = _labels(f_star, 0)
     dev = [t.to(cuda_device) for t in (f_star, weak, student, y)]
-    r_gpu = B.error_decomposition(*dev[:3])
+    r_gpu = B.error_decomposition(dev[1], dev[2], f_star=dev[0])
     assert r_gpu.pointwise.eps.device.type == "cuda"
-    assert r_gpu.as_dict() == pytest.approx(B.error_decomposition(f_star, weak, student).as_dict())
+    assert r_gpu.as_dict() == pytest.approx(
+        B.error_decomposition(weak, student, f_star=f_star).as_dict()
+    )
     t1 = B.generalization_bound(dev[1], dev[2], labels=dev[3]).as_dict()
     assert t1 == pytest.approx(B.generalization_bound(weak, student, labels=y).as_dict())
     t2 = B.calibration_bound(dev[1], dev[2], f_star=dev[0]).as_dict()

@@ -373,7 +373,7 @@ def test_reverse_kl_theorem_needs_no_floor_and_bounds_the_disagreement():
         weak[::3, 0] = 1e-200  # arbitrarily small teacher probabilities
         weak = weak / weak.sum(-1, keepdim=True)
         proj = T.i_projection_mixture(weak, inst.components)
-        r = T.kl_misfit_gain(inst.f_star, weak, proj.student, tol=max(proj.gap, 1e-9))
+        r = T.kl_misfit_gain(weak, proj.student, f_star=inst.f_star, tol=max(proj.gap, 1e-9))
         assert r.holds, (seed, r)
         assert r.eps_rev <= r.gain + max(proj.gap, 1e-9) and r.gain <= r.err_weak + 1e-12
         assert r.eps_rev <= r.err_weak + max(proj.gap, 1e-9)
@@ -386,7 +386,7 @@ def test_reverse_kl_equality_in_the_relative_interior():
     for seed in range(40):
         inst = mixture_instance(seed, n=30, n_classes=3, n_components=3, weak_noise=0.5)
         proj = T.i_projection_mixture(inst.weak, inst.components)
-        r = T.kl_misfit_gain(inst.f_star, inst.weak, proj.student, tol=max(proj.gap, 1e-12))
+        r = T.kl_misfit_gain(inst.weak, proj.student, f_star=inst.f_star, tol=max(proj.gap, 1e-12))
         assert r.holds
         if bool((proj.weights > 1e-6).all()):
             interior += 1
@@ -501,7 +501,7 @@ def test_sweep_draws_independent_reproducible_instances():
         f_star = torch.as_tensor(rng.dirichlet(np.ones(3), size=5))
         w = T.mix_with_uniform(rng.dirichlet(np.ones(3), size=5), 1e-3)
         s = T.mix_with_uniform(rng.dirichlet(np.ones(3), size=5), 1e-3)
-        return f_star, w, s
+        return {"weak": w, "student": s, "f_star": f_star}
 
     a = T.sweep(T.error_decomposition, draw, 12, seed=3)
     b = T.sweep(T.error_decomposition, draw, 5, seed=3)

@@ -176,7 +176,7 @@ def test_interval_pointwise_terms_and_binary_input():
     pw = r.pointwise
     torch.testing.assert_close(pw.log_ratio, student.log() - weak.log(), rtol=0, atol=1e-14)
     assert pw.min_log_ratio.mean().item() == r.lower and pw.max_log_ratio.mean().item() == r.upper
-    lemma1 = T.error_decomposition(f_star, weak, student).pointwise.cross_term
+    lemma1 = T.error_decomposition(weak, student, f_star=f_star).pointwise.cross_term
     torch.testing.assert_close(pw.gain, lemma1, rtol=0, atol=1e-14)
     b = T.label_free_interval(weak[:, 1], student[:, 1], f_star=f_star[:, 1])
     assert b.as_dict() == pytest.approx(r.as_dict())

@@ -43,7 +43,8 @@ DOWNLOAD_NOTES = (
     (
         re.compile(r"^w2s_utils-.*\.whl$"),
         "the library `w2s_utils` that every chapter imports: "
-        "`pip install {name}` (its dependencies come from the package index)",
+        "`pip install '{name}[book]'` to run the chapters (the plain wheel is the core: "
+        "`check` and the metrics and theory layers; its dependencies come from the package index)",
     ),
     (
         re.compile(r"^environment\.yml$"),
@@ -227,7 +228,7 @@ class DownloadsDirective(SphinxDirective):
             text = (
                 "This copy of the site was built without its downloads (the wheel of w2s_utils "
                 "and the environment files): build them with `make downloads`, or install the "
-                "library from a clone of the repository with `pip install -e .`."
+                "library from a clone of the repository with `pip install -e ".[book]"`."
             )
             return [nodes.paragraph(text, text)]
         items = nodes.bullet_list()

@@ -61,12 +61,14 @@ def pgr(weak, student, ceiling, *, min_gap: float = PGR_MIN_GAP):
 MISFIT_KINDS = ("kl_weak_student", "kl_student_weak", "squared")
 
 
-def misfit(student, weak, kind: str = "kl_weak_student", *, validate: bool = True) -> float:
-    """Average disagreement between student and weak predictions (mean over rows).
+def misfit(weak, student, kind: str = "kl_weak_student", *, validate: bool = True) -> float:
+    """Average disagreement between the teacher ``weak`` and the ``student`` (mean over rows), in
+    the library's argument order ``(weak, student)``; the kind names its direction:
 
-    - ``"kl_weak_student"``: E_x KL(weak ‖ student), the objective ε of forward-KL / soft-CE
-      training;
-    - ``"kl_student_weak"``: E_x KL(student ‖ weak) (reverse misfit, Theorem 3);
+    - ``"kl_weak_student"``: E_x KL(weak ‖ student), the misfit ε (weak→student), the objective of
+      forward-KL / soft-CE training;
+    - ``"kl_student_weak"``: E_x KL(student ‖ weak), the misfit ε_rev (student→weak), the
+      objective of reverse-KL training;
     - ``"squared"``: E_x ‖student − weak‖² summed over all classes; binary ``[N]`` input is read as
       ``[N, 2]`` like everywhere else, giving 2 (p_s − p_w)² per row (for a scalar regression
       output compute ((s − w) ** 2).mean() directly).
@@ -76,9 +78,9 @@ def misfit(student, weak, kind: str = "kl_weak_student", *, validate: bool = Tru
             f"kind: unknown misfit kind {kind!r}; valid kinds: {', '.join(MISFIT_KINDS)}"
         )
     if validate:
-        student = check_probs(student, "student")
         weak = check_probs(weak, "weak")
-        check_same_shape((student, "student"), (weak, "weak"))
+        student = check_probs(student, "student")
+        check_same_shape((weak, "weak"), (student, "student"))
     if kind == "kl_weak_student":
         vals = kl(weak, student, validate=False)
     elif kind == "kl_student_weak":

@@ -78,6 +78,12 @@ from w2s_utils.theory.kl import (
     kl_direction_gap,
     kl_misfit_gain,
 )
+from w2s_utils.theory.kl_checks import (
+    ForwardKLLinearCheck,
+    ReverseKLMixtureCheck,
+    forward_kl_linear_check,
+    reverse_kl_mixture_check,
+)
 from w2s_utils.theory.overoptimization import (
     PATH_KINDS,
     GainAlongPathResult,
@@ -98,6 +104,12 @@ from w2s_utils.theory.projections import (
     reverse_kl_projection_linear,
 )
 from w2s_utils.theory.smooth_ce import MulticlassSmoothCE, multiclass_smooth_ce
+from w2s_utils.theory.softmax_heads import (
+    ForwardKLSoftmaxHeadResult,
+    ReverseKLSoftmaxHeadResult,
+    forward_kl_softmax_head,
+    reverse_kl_softmax_head,
+)
 from w2s_utils.theory.squared_loss import (
     SQUARED_TRIAL_KINDS,
     ClassProjection,
@@ -184,6 +196,14 @@ __all__ = [
     "hoeffding_term",
     "KLDirectionGapResult",
     "kl_direction_gap",
+    "ForwardKLLinearCheck",
+    "ReverseKLMixtureCheck",
+    "forward_kl_linear_check",
+    "reverse_kl_mixture_check",
+    "ForwardKLSoftmaxHeadResult",
+    "ReverseKLSoftmaxHeadResult",
+    "forward_kl_softmax_head",
+    "reverse_kl_softmax_head",
     "PATH_KINDS",
     "GainAlongPathResult",
     "gain_along_path",

@@ -18,6 +18,7 @@ from w2s_utils.theory.projections import (
     i_projection_mixture,
     reverse_kl_projection_linear,
 )
+from w2s_utils.theory.softmax_heads import forward_kl_softmax_head, reverse_kl_softmax_head
 
 # --------------------------------------------------------------------------- non-guarantees
 TRIAL_KINDS = ("forward_kl", "reverse_kl_logit", "reverse_kl_mixture", "forward_kl_mixture")
@@ -30,7 +31,12 @@ class TrialOutcome:
     The inequality is ``gain >= misfit`` (``gain = Err(F_w) - Err(F_sw)``; misfit = ``eps =
     E KL(F_w||F_sw)`` for ``"forward_kl"``, ``eps_rev = E KL(F_sw||F_w)`` otherwise): ``lhs`` is
     the misfit, ``rhs`` the gain and ``violation = lhs - rhs = misfit - gain`` (positive: the
-    inequality fails); ``valid`` when the solver reached its optimum.
+    inequality fails); ``valid`` when the solver reached its optimum. ``weak_noise`` is the
+    teacher's construction (``None``: arbitrary). ``bound``: the proved bound on ``|violation|``
+    where one applies to a solver at its optimum: for ``"forward_kl"`` the two KL-direction gaps
+    (:func:`~w2s_utils.theory.forward_kl_softmax_head`), for ``"reverse_kl_logit"`` the
+    second-order product (:func:`~w2s_utils.theory.reverse_kl_softmax_head`); NaN for the mixture
+    kinds (``"reverse_kl_mixture"`` is a theorem, ``"forward_kl_mixture"`` has no bound here).
     """
 
     kind: str
@@ -44,6 +50,8 @@ class TrialOutcome:
     violated: bool
     valid: bool
     solver_residual: float
+    weak_noise: float | None
+    bound: float
 
 
 @dataclass(frozen=True)
@@ -87,28 +95,33 @@ def _trial(kind: str, seed: int, weak_noise: float | None, n_classes: int | None
     if kind == "forward_kl":
         proj = forward_kl_projection_linear(inst.features, inst.weak)
         student = proj.student
-        res = forward_kl_identity(inst.f_star, inst.weak, student)
+        res = forward_kl_identity(inst.weak, student, f_star=inst.f_star)
         lhs, rhs, resid = res.remark_lhs, res.remark_rhs, proj.moment_residual
         valid = proj.moment_residual <= 1e-9
     elif kind == "reverse_kl_logit":
         proj = reverse_kl_projection_linear(inst.features, inst.weak, seed=seed)
         student = proj.student
-        res = kl_misfit_gain(inst.f_star, inst.weak, student)
+        res = kl_misfit_gain(inst.weak, student, f_star=inst.f_star)
         lhs, rhs, resid = res.lhs, res.rhs, proj.grad_max
         valid = proj.converged
     elif kind == "forward_kl_mixture":  # forward KL onto the convex hull: not a theorem
         proj = forward_kl_projection_mixture(inst.weak, _hull(inst, seed, k, d))
         student = proj.student
-        res = kl_misfit_gain(inst.f_star, inst.weak, student)
+        res = kl_misfit_gain(inst.weak, student, f_star=inst.f_star)
         lhs, rhs, resid = res.lhs, res.rhs, proj.gap
         valid = proj.converged
     else:  # convex hull in probability space of F* and two other logit-linear heads
         proj = i_projection_mixture(inst.weak, _hull(inst, seed, k, d))
         student = proj.student
-        res = kl_misfit_gain(inst.f_star, inst.weak, student, tol=max(proj.gap, DEFAULT_TOL))
+        res = kl_misfit_gain(inst.weak, student, f_star=inst.f_star, tol=max(proj.gap, DEFAULT_TOL))
         lhs, rhs, resid = res.lhs, res.rhs, proj.gap
         valid = proj.converged
     violation = lhs - rhs
+    bound = float("nan")
+    if kind == "forward_kl":
+        bound = forward_kl_softmax_head(inst.weak, student, f_star=inst.f_star).bound
+    elif kind == "reverse_kl_logit":
+        bound = reverse_kl_softmax_head(inst.weak, student, f_star=inst.f_star).bound
     outcome = TrialOutcome(
         kind=kind,
         seed=seed,
@@ -121,6 +134,8 @@ def _trial(kind: str, seed: int, weak_noise: float | None, n_classes: int | None
         violated=bool(violation > margin),
         valid=bool(valid),
         solver_residual=float(resid),
+        weak_noise=weak_noise,
+        bound=bound,
     )
     return outcome, inst, proj, student, res
 

@@ -24,10 +24,11 @@ from w2s_utils.theory._base import (
     _probs,
     _Result,
     _same,
+    _target,
 )
 
 
-# --------------------------------------------------------------------------- Lemma 1
+# --------------------------------------------------------------------------- the decomposition
 @dataclass(frozen=True)
 class DecompositionPointwise:
     """Per-row terms of the decomposition (tensors [N] on the input's device)."""
@@ -69,19 +70,26 @@ class DecompositionResult(_Result):
 
 
 def error_decomposition(
-    f_star: Any, weak: Any, student: Any, *, tol: float = DEFAULT_TOL
+    weak: Any,
+    student: Any,
+    *,
+    f_star: Any = None,
+    labels: Any = None,
+    tol: float = DEFAULT_TOL,
 ) -> DecompositionResult:
-    """Lemma 1 (needs ``F*``): the exact decomposition of the student's gain over its teacher.
+    """The exact decomposition of the student's gain over its teacher: gain = interaction - eps.
 
     ``KL(F*||F_w) - KL(F*||F_sw) = sum_j F*_j r_j = sum_j (F*_j - F_w,j) r_j - KL(F_w||F_sw)``
-    for every x, with ``r_j = log F_sw,j - log F_w,j``: gain = interaction - misfit. ``F_w`` and
-    ``F_sw`` must be strictly positive (``F*`` may have zeros). With one-hot ``f_star`` (labels) it
-    is the same identity for the empirical distribution (gain = ``CE(F_w) - CE(F_sw)``).
+    for every x, with ``r_j = log F_sw,j - log F_w,j``: gain = interaction - misfit. ``weak``
+    and ``student`` (``[N, K]``, or binary ``[N]``) must be strictly positive. Pass exactly one
+    truth: ``f_star`` (``[N, K]`` ground-truth probabilities, may have zeros: the exact ``Err``)
+    or ``labels`` (class indices ``[N]``: the same identity for the empirical distribution, whose
+    truth is the one-hot label, so that gain = ``CE(F_w) - CE(F_sw)`` on the test set).
     """
     tol = _check_tol(tol)
-    fs = _probs(f_star, "f_star")
-    weak = _same(fs, "f_star", _probs(weak, "weak"), "weak")
-    student = _same(fs, "f_star", _probs(student, "student"), "student")
+    weak = _probs(weak, "weak")
+    student = _same(weak, "weak", _probs(student, "student"), "student")
+    fs, _ = _target(weak.shape[-1], weak, f_star, labels)
     _positive(weak, "weak", "the error decomposition (log F_sw / F_w)")
     _positive(student, "student", "the error decomposition (log F_sw / F_w)")
     log_ratio = student.log() - weak.log()

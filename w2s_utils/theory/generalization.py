@@ -314,7 +314,7 @@ class GeneralizationChainResult(_Result):
     links are ``<= log(1 + 1/gamma)``. :meth:`links` lists them in order for a table.
     """
 
-    NAME: ClassVar[str] = "Generalization chain"
+    NAME: ClassVar[str] = "generalization chain"
     RELATION: ClassVar[str] = (
         "|gain| <= E max|r| <= E log(1+TV/g) <= log(1+E TV/g) <= log(1+min(1,sqrt(eps/2))/g)"
     )
@@ -481,7 +481,7 @@ class OscillationBoundResult(_Result):
     statement for the empirical distribution, exact on the sample).
     """
 
-    NAME: ClassVar[str] = "Oscillation bound"
+    NAME: ClassVar[str] = "oscillation bound"
     RELATION: ClassVar[str] = "|gain + eps| <= E[osc TV(F*, F_w)] <= sqrt(E[osc^2] Err(F_w) / 2)"
 
     source: str

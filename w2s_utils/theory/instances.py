@@ -38,6 +38,11 @@ __all__ = [
     "charikar_instance",
     "NoFloorInstance",
     "no_floor_instance",
+    "dirichlet_triple",
+    "TEACHER_NOISE",
+    "floored_triple",
+    "calibration_instance",
+    "multiclass_calibration_instance",
 ]
 
 _DTYPE = torch.float64
@@ -323,17 +328,69 @@ def floored_triple(
     return f_star, weak, student
 
 
-def unfloored_triple(
-    seed: int, n_classes: int, *, n_inputs: int = 30
-) -> tuple[Tensor, Tensor, Tensor]:
-    """``(f_star, weak, student)`` without a floor: chapter 2's clipping experiment.
+def _check_generator(rng: object) -> np.random.Generator:
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError(
+            f"rng: must be a numpy Generator (numpy.random.default_rng(seed)), got "
+            f"{type(rng).__name__}"
+        )
+    return rng
 
-    ``F*`` Dirichlet(0.5), the teacher ``softmax(log F* + 1.5 xi)``, the student
-    ``softmax(log F_w + xi)`` (``xi`` standard Gaussian): strictly positive, but with
-    probabilities as small as the noise makes them.
+
+def calibration_instance(
+    rng: np.random.Generator, *, n_points: int = 200, truth: str = "f_star"
+) -> dict[str, Tensor]:
+    """One binary instance for the calibration bound (chapter 3), drawn from ``rng``.
+
+    ``F*`` (the probability of class 1) is uniform on [0, 1] raised to a power log-uniform in
+    [0.3, 3] (clipped to [1e-4, 1 - 1e-4]); the teacher's log-odds are ``F*``'s plus Gaussian
+    noise of sd uniform in [0.05, 2], divided by a temperature uniform in [0.3, 3] (so teachers
+    range from over- to under-confident); the student's log-odds are the teacher's plus Gaussian
+    noise of sd log-uniform in [1e-3, 10^0.5]. Returns ``{"weak", "student", truth}`` with
+    ``[n_points, 2]`` float64 tensors and ``truth`` ``"f_star"`` (``F*`` itself, ``[n_points,
+    2]``) or ``"labels"`` (``[n_points]`` int64 labels drawn from ``F*``). The labels are drawn
+    last, so both truths of one ``rng`` state share the teacher and the student: the keyword
+    arguments of :func:`w2s_utils.theory.calibration_bound`, for :func:`w2s_utils.theory.sweep`.
     """
-    _check_positive_int(n_classes, "n_classes", 2)
-    f_star = random_simplex(n_inputs, n_classes, concentration=0.5, seed=seed)
-    weak = weak_predictions(f_star, noise=1.5, seed=seed + 1)
-    student = weak_predictions(weak, noise=1.0, seed=seed + 2)
-    return f_star, weak, student
+    rng = _check_generator(rng)
+    _check_positive_int(n_points, "n_points", 2)
+    if truth not in ("f_star", "labels"):
+        raise ValueError(f"truth: must be 'f_star' or 'labels', got {truth!r}")
+    f = np.clip(rng.uniform(size=n_points) ** rng.uniform(0.3, 3.0), 1e-4, 1 - 1e-4)
+    logit = np.log(f) - np.log1p(-f)
+    w_logit = (logit + rng.normal(0, rng.uniform(0.05, 2.0), n_points)) / rng.uniform(0.3, 3.0)
+    s_logit = w_logit + rng.normal(0, 10 ** rng.uniform(-3, 0.5), n_points)
+
+    def two(logits: np.ndarray) -> Tensor:
+        p = torch.from_numpy(1.0 / (1.0 + np.exp(-logits)))
+        return torch.stack([1.0 - p, p], dim=1)
+
+    out = {"weak": two(w_logit), "student": two(s_logit)}
+    if truth == "f_star":
+        out["f_star"] = two(logit)
+    else:
+        out["labels"] = torch.from_numpy((rng.uniform(size=n_points) < f).astype(np.int64))
+    return out
+
+
+def multiclass_calibration_instance(
+    rng: np.random.Generator, *, n_points: int = 60, ks: tuple[int, ...] = (3, 4, 5, 8)
+) -> dict[str, Tensor]:
+    """One ``K``-class instance for the multi-class calibration bound (chapter 3).
+
+    ``K`` drawn from ``ks``; ``F*`` Dirichlet(1) rows; the teacher ``softmax(log F* + s xi)`` with
+    ``s`` uniform in [0.2, 2]; the student ``softmax(log F_w + s' xi)`` with ``s'`` uniform in
+    [0.05, 1.5] (:func:`weak_predictions`). Returns ``{"weak", "student", "f_star"}``, each
+    ``[n_points, K]`` float64: the keyword arguments of
+    :func:`w2s_utils.theory.multiclass_calibration_bound`.
+    """
+    rng = _check_generator(rng)
+    _check_positive_int(n_points, "n_points", 1)
+    if not ks or any(not isinstance(k, int) or isinstance(k, bool) or k < 2 for k in ks):
+        raise ValueError(f"ks: pass a non-empty tuple of class counts >= 2, got {ks!r}")
+    k = int(ks[int(rng.integers(len(ks)))])
+    s = int(rng.integers(1 << 30))
+    f_star = random_simplex(n_points, k, concentration=1.0, seed=s)
+    weak = weak_predictions(f_star, noise=float(rng.uniform(0.2, 2.0)), seed=s + 1)
+    student = weak_predictions(weak, noise=float(rng.uniform(0.05, 1.5)), seed=s + 2)
+    return {"weak": weak, "student": student, "f_star": f_star}

@@ -70,7 +70,7 @@ class LabelFreeIntervalResult(_Result):
     ``contains_misfit`` and (with a truth) ``contains_gain``.
     """
 
-    NAME: ClassVar[str] = "Label-free interval"
+    NAME: ClassVar[str] = "label-free interval"
     RELATION: ClassVar[str] = (
         "E min_j r_j <= gain <= E max_j r_j, containing [-eps, eps_rev] "
         "(as |gain - centre| <= half-width)"

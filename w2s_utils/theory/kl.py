@@ -6,6 +6,7 @@ far apart the two directions of the KL divergence are.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -19,11 +20,13 @@ from w2s_utils.theory._base import (
     _eq,
     _gain_at_least,
     _le,
+    _losses,
     _mean,
     _positive,
     _probs,
     _Result,
     _same,
+    _target,
 )
 
 
@@ -33,7 +36,9 @@ class KLMisfitGainResult(_Result):
     """``gain >= eps_rev``: the reverse-KL student beats its teacher by at least their
     disagreement ``eps_rev = E KL(F_sw||F_w)`` (the misfit, student first).
 
-    ``gain = err_weak - err_student``; ``lhs = eps_rev``, ``rhs = gain``,
+    ``gain = err_weak - err_student`` (``source="f_star"``: exact; ``"labels"``: test
+    cross-entropies, an estimate with standard error ``gain_se``, else ``None``);
+    ``lhs = eps_rev``, ``rhs = gain``,
     ``slack = gain - eps_rev``, which equals ``E sum_j (F* - F_sw)_j log(F_sw,j / F_w,j)``: the
     directional derivative of the reverse-KL objective from ``F_sw`` towards ``F*``. It is
     ``>= 0`` at an I-projection onto a convex class containing ``F*`` (``>= -gap`` for an
@@ -45,9 +50,11 @@ class KLMisfitGainResult(_Result):
     NAME: ClassVar[str] = "gain >= reverse-KL misfit"
     RELATION: ClassVar[str] = "gain = Err(F_w) - Err(F_sw) >= E KL(F_sw||F_w)"
 
+    source: str
     err_weak: float
     err_student: float
     eps_rev: float
+    gain_se: float | None
     gain: float
     lhs: float
     rhs: float
@@ -57,10 +64,15 @@ class KLMisfitGainResult(_Result):
 
 
 def kl_misfit_gain(
-    f_star: Any, weak: Any, student: Any, *, tol: float = DEFAULT_TOL
+    weak: Any,
+    student: Any,
+    *,
+    f_star: Any = None,
+    labels: Any = None,
+    tol: float = DEFAULT_TOL,
 ) -> KLMisfitGainResult:
-    """Reverse-KL students (needs ``F*``): ``gain = Err(F_w) - Err(F_sw) >= eps_rev =
-    E KL(F_sw||F_w)``, the student beats its teacher by at least their disagreement.
+    """Reverse-KL students: ``gain = Err(F_w) - Err(F_sw) >= eps_rev = E KL(F_sw||F_w)``, the
+    student beats its teacher by at least their disagreement.
 
     Hypotheses (not checkable from the arrays): the class is convex *in probability space*,
     contains ``F*``, and ``F_sw`` is the I-projection ``argmin_F E KL(F||F_w)`` (e.g. from
@@ -72,18 +84,34 @@ def kl_misfit_gain(
     reverse-KL student never exceeds its teacher's error. Equality (``slack = 0``) whenever
     ``F_sw`` is in the relative interior of the class (every mixture weight ``> 0``); a student
     merely *in* the class can have ``slack > 0`` when it sits on the class's boundary.
+
+    Pass exactly one truth. ``f_star`` (``[N, K]``): the statement itself, exact on these
+    inputs. ``labels`` (class indices ``[N]``): ``gain`` is the test ``CE(F_w) - CE(F_sw)``, an
+    unbiased estimate of the population gain (``H(Y|X)`` cancels), compared with the label-free
+    ``eps_rev``. This is an *estimate* of the population statement, not the statement for the
+    empirical distribution (a one-hot truth lies in the student's class only if the class
+    interpolates the test labels); ``gain_se`` is the standard error of the test gain over the
+    ``N`` examples, so a shortfall ``eps_rev - gain`` within about ``2 gain_se`` is sampling
+    error, not evidence against the hypotheses.
     """
     tol = _check_tol(tol)
-    fs = _probs(f_star, "f_star")
-    weak = _same(fs, "f_star", _probs(weak, "weak"), "weak")
-    student = _same(fs, "f_star", _probs(student, "student"), "student")
-    err_weak = _mean(metrics.kl(fs, weak, validate=False))
-    err_student = _mean(metrics.kl(fs, student, validate=False))
+    weak = _probs(weak, "weak")
+    student = _same(weak, "weak", _probs(student, "student"), "student")
+    target, source = _target(weak.shape[-1], weak, f_star, labels)
+    loss_weak, loss_student = _losses(target, weak, student)
+    err_weak, err_student = _mean(loss_weak), _mean(loss_student)
     eps_rev = _mean(metrics.kl(student, weak, validate=False))
+    gain_se = None
+    if source == "labels":
+        diff = loss_weak - loss_student
+        n = diff.shape[0]
+        gain_se = float(diff.std(correction=1)) / math.sqrt(n) if n > 1 else math.nan
     return KLMisfitGainResult(
+        source=source,
         err_weak=err_weak,
         err_student=err_student,
         eps_rev=eps_rev,
+        gain_se=gain_se,
         **_gain_at_least(err_weak, err_student, eps_rev, tol),
     )
 
@@ -98,7 +126,7 @@ class ForwardKLIdentityResult(_Result):
     ``remark_slack = gain - eps``, ``remark_holds``.
     """
 
-    NAME: ClassVar[str] = "Forward-KL identity"
+    NAME: ClassVar[str] = "forward-KL identity"
     RELATION: ClassVar[str] = "E KL(F_w||F*) = E KL(F_sw||F*) + E KL(F_w||F_sw)"
 
     kl_w_star: float
@@ -120,19 +148,34 @@ class ForwardKLIdentityResult(_Result):
 
 
 def forward_kl_identity(
-    f_star: Any, weak: Any, student: Any, *, tol: float = 1e-6
+    weak: Any,
+    student: Any,
+    *,
+    f_star: Any = None,
+    labels: Any = None,
+    tol: float = 1e-6,
 ) -> ForwardKLIdentityResult:
-    """The forward-KL proposition (needs ``F*``): exact identity when ``F* = softmax(W* phi)`` and
-    ``F_sw = argmin_W E KL(F_w||softmax(W phi))`` on the same features (moment matching
+    """The forward-KL proposition (needs ``f_star``): exact identity when ``F* = softmax(W* phi)``
+    and ``F_sw = argmin_W E KL(F_w||softmax(W phi))`` on the same features (moment matching
     ``E[phi (F_w - F_sw)^T] = 0``; see :func:`forward_kl_projection_linear`). Error is measured
     with the model first (``KL(F||F*)``). ``holds``: ``|residual| <= tol`` (relative), default 1e-6.
     The remark ``gain >= eps`` (``gain = Err(F_w) - Err(F_sw)`` with ``Err = E KL(F*||.)``) is
     reported beside it; it is not guaranteed.
+
+    ``labels`` are refused with a ``ValueError``: ``KL(F_w||F*)`` weighs ``log F*``, which is
+    infinite for a one-hot truth, and no unbiased estimate of it exists from hard labels.
     """
     tol = _check_tol(tol)
-    fs = _probs(f_star, "f_star")
-    weak = _same(fs, "f_star", _probs(weak, "weak"), "weak")
-    student = _same(fs, "f_star", _probs(student, "student"), "student")
+    if labels is not None:
+        raise ValueError(
+            "labels: the forward-KL identity needs f_star, the true class probabilities: its "
+            "sides E KL(F_w||F*) and E KL(F_sw||F*) weigh log F*, infinite for a one-hot label "
+            "and not estimable from hard labels; pass f_star (a planted task), or use "
+            "kl_misfit_gain / label_free_interval with labels"
+        )
+    weak = _probs(weak, "weak")
+    student = _same(weak, "weak", _probs(student, "student"), "student")
+    fs, _ = _target(weak.shape[-1], weak, f_star, None)
     kl_w = _mean(metrics.kl(weak, fs, validate=False))
     kl_sw = _mean(metrics.kl(student, fs, validate=False))
     eps = _mean(metrics.kl(weak, student, validate=False))

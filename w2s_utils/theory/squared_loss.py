@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import torch
 from torch import Tensor
 
+from w2s_utils._validate import as_tensor, check_labels
 from w2s_utils.theory._base import (
     DEFAULT_TOL,
     _check_tol,
@@ -28,15 +31,19 @@ class SquaredMisfitGainResult(_Result):
 
     ``lhs = misfit_sq``, ``rhs = gain``; ``slack = gain - misfit_sq = 2 E<f_w - f_sw, f_sw - F*>``
     >= 0 for a projection onto a convex class containing ``F*``; it is 0 (Pythagoras) for least
-    squares onto a linear class on the same sample.
+    squares onto a linear class on the same sample. ``source``: ``"f_star"`` (exact) or
+    ``"labels"`` (errors against observed targets: an estimate, with ``gain_se`` the standard
+    error of the test gain over the examples; ``None`` with ``f_star``).
     """
 
     NAME: ClassVar[str] = "gain >= squared misfit (Charikar et al.)"
     RELATION: ClassVar[str] = "gain = E(f_w - F*)^2 - E(f_sw - F*)^2 >= E(f_sw - f_w)^2"
 
+    source: str
     err_weak: float
     err_student: float
     misfit_sq: float
+    gain_se: float | None
     gain: float
     lhs: float
     rhs: float
@@ -46,30 +53,61 @@ class SquaredMisfitGainResult(_Result):
 
 
 def squared_misfit_gain(
-    f_star: Any, weak: Any, student: Any, *, tol: float = DEFAULT_TOL
+    weak: Any,
+    student: Any,
+    *,
+    f_star: Any = None,
+    labels: Any = None,
+    tol: float = DEFAULT_TOL,
 ) -> SquaredMisfitGainResult:
-    """Charikar et al. 2024 (needs ``F*``), squared loss on real-valued outputs ``[N]`` or
-    ``[N, m]`` (``m`` outputs: squared Euclidean norm per row).
+    """Charikar et al. 2024, squared loss on real-valued outputs ``[N]`` or ``[N, m]`` (``m``
+    outputs: squared Euclidean norm per row): ``gain >= misfit_sq``.
 
     Hypotheses (not checkable from the arrays): ``F*`` lies in a convex class and ``student`` is the
     L2 projection of ``weak`` onto it (e.g. :func:`least_squares_projection` on the strong
     representation, evaluated on the sample it was fitted on).
+
+    Pass exactly one truth: ``f_star`` (the regression function, shaped like the predictions:
+    the statement itself) or ``labels``, observed targets ``y`` with ``E[y|x] = F*(x)``: real
+    values shaped like the predictions, or, for ``[N, K]`` probability vectors, class indices
+    ``[N]`` (read as one-hot rows). With labels ``err_*`` are the test mean squared errors
+    against ``y`` and ``gain`` is an unbiased estimate of the population gain (the noise variance
+    cancels), compared with the label-free ``misfit_sq``: an estimate of the population
+    statement, with sampling error.
     """
     tol = _check_tol(tol)
-    fs = _real(f_star, "f_star")
+    if (f_star is None) == (labels is None):
+        raise ValueError(
+            "f_star/labels: pass exactly one: f_star (the regression function F*, exact) or "
+            "labels (observed targets with mean F*, an estimate)"
+        )
     weak = _real(weak, "weak")
-    student = _real(student, "student")
-    weak = _same(fs, "f_star", weak, "weak")
-    student = _same(fs, "f_star", student, "student")
+    if f_star is not None:
+        truth_name, fs = "f_star", _real(f_star, "f_star")
+    elif weak.dim() == 2 and as_tensor(labels, "labels").dim() == 1:
+        y = check_labels(labels, weak.shape[1], "labels")
+        truth_name, fs = "labels", torch.nn.functional.one_hot(y, weak.shape[1]).to(weak.dtype)
+    else:
+        truth_name, fs = "labels", _real(labels, "labels")
+    weak = _same(fs, truth_name, weak, "weak")
+    student = _same(fs, truth_name, _real(student, "student"), "student")
 
-    def sq(a: Tensor) -> float:
-        return _mean(a.square() if a.dim() == 1 else a.square().sum(-1))
+    def rows(a: Tensor) -> Tensor:
+        return a.square() if a.dim() == 1 else a.square().sum(-1)
 
-    err_weak, err_student, mis = sq(weak - fs), sq(student - fs), sq(student - weak)
+    loss_weak, loss_student = rows(weak - fs), rows(student - fs)
+    err_weak, err_student, mis = _mean(loss_weak), _mean(loss_student), _mean(rows(student - weak))
+    gain_se = None
+    if truth_name == "labels":
+        diff = loss_weak - loss_student
+        n = diff.shape[0]
+        gain_se = float(diff.std(correction=1)) / math.sqrt(n) if n > 1 else math.nan
     return SquaredMisfitGainResult(
+        source=truth_name,
         err_weak=err_weak,
         err_student=err_student,
         misfit_sq=mis,
+        gain_se=gain_se,
         **_gain_at_least(err_weak, err_student, mis, tol),
     )
 
@@ -114,7 +152,13 @@ def _dot(a: Tensor, b: Tensor) -> float:
 
 
 def squared_misfit_gain_agnostic(
-    f_star: Any, weak: Any, student: Any, best: Any, *, tol: float = DEFAULT_TOL
+    weak: Any,
+    student: Any,
+    best: Any,
+    *,
+    f_star: Any = None,
+    labels: Any = None,
+    tol: float = DEFAULT_TOL,
 ) -> SquaredMisfitGainAgnosticResult:
     """The misfit-gain inequality without realizability, for ``[N]`` or ``[N, m]`` outputs.
 
@@ -122,9 +166,18 @@ def squared_misfit_gain_agnostic(
     ``student`` and ``best``; ``student`` is the L2 projection of ``weak`` onto it and ``best``
     that of ``f_star`` (on the same distribution: on a sample, both fitted on it). Then
     ``gain >= misfit_sq - 2 sqrt(misfit_sq * approx)`` with ``approx = E(best - F*)^2``, which is
-    the realizable result (:func:`squared_misfit_gain`) when ``approx = 0``.
+    the realizable result (:func:`squared_misfit_gain`) when ``approx = 0``. Needs ``f_star``
+    (keyword): ``labels`` are refused with a ``ValueError``, since ``approx`` measured against
+    noisy targets is biased upwards by the noise variance.
     """
     tol = _check_tol(tol)
+    if labels is not None or f_star is None:
+        raise ValueError(
+            "f_star: the agnostic misfit-gain inequality needs f_star, the regression function "
+            "itself: approx = E(best - F*)^2 measured against noisy labels is biased by the noise "
+            "variance; pass f_star=..., or use squared_misfit_gain(weak, student, labels=y) for "
+            "an estimate of the realizable statement"
+        )
     fs = _real(f_star, "f_star")
     weak = _same(fs, "f_star", _real(weak, "weak"), "weak")
     student = _same(fs, "f_star", _real(student, "student"), "student")
@@ -273,7 +326,9 @@ def squared_trial(kind: str, seed: int, *, margin: float = 1e-9) -> SquaredTrial
         f_star = f_star + rng.normal(size=n)
     weak = f_star + 10 ** rng.uniform(-1, np.log10(3.0)) * rng.normal(size=n)
     proj = project_onto_class(x, weak, cls)
-    res = squared_misfit_gain(torch.from_numpy(f_star), torch.from_numpy(weak), proj.predictions)
+    res = squared_misfit_gain(
+        torch.from_numpy(weak), proj.predictions, f_star=torch.from_numpy(f_star)
+    )
     violation = res.misfit_sq - res.gain
     return SquaredTrial(
         kind=kind,

@@ -38,7 +38,7 @@ __all__ = [
 #: Bump when what a cached result means changes (training code, metrics, stored arrays).
 #: 2: fused AdamW (same update rule, different rounding).
 #: 3: test splits in one canonical order (sorted by id) and chosen by content, not by name;
-#:    datasets and local models keyed by content.
+#: datasets and local models keyed by content.
 ENGINE_VERSION = 3
 #: The shared pieces of a run: the teacher (weak model) and the strong ceiling.
 PIECES = ("weak", "ceiling")
