@@ -1,8 +1,15 @@
-"""Chapter 6 (the KL extension): the forward-KL mixture solver, the new trial kind, the chapter's
-helpers in ``w2s_utils.book.kl`` and its preset grid."""
+"""Chapter 6 (the KL extension): the forward-KL mixture solver, the trials and their second-order
+bounds, the softmax-head results, the per-instance checks, the analysis the chapter's study uses
+(``split_table``, ``pooled_difference``), the chapter's presentation in ``w2s_utils.book.ch6_kl``
+and its preset grid.
+
+Oracles: scipy's ``rel_entr`` and SLSQP (independent of the library's KL and solvers), direct
+numpy means and the interval formulas of ``metrics`` applied by hand, and exact identities.
+"""
 
 from __future__ import annotations
 
+import math
 from types import SimpleNamespace
 
 import matplotlib
@@ -13,21 +20,32 @@ import torch
 from _oracles import slsqp_mixture_kl
 from hypothesis import given
 from hypothesis import strategies as st
+from matplotlib.figure import Figure
 from scipy.special import rel_entr
 
 from w2s_utils import analysis, metrics, theory
-from w2s_utils.book import kl as book_kl
+from w2s_utils.book import ch6_kl as ch
 from w2s_utils.engine import planted_mixture as pm
 from w2s_utils.engine.presets import KLGrid, get_preset
-from w2s_utils.theory.instances import charikar_instance, mixture_instance
+from w2s_utils.theory.instances import (
+    charikar_instance,
+    logit_linear_instance,
+    mixture_instance,
+)
 
 matplotlib.use("Agg")
+
+
+def _kl(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Row-wise KL(p || q) by scipy (an oracle independent of metrics.kl)."""
+    return rel_entr(p, q).sum(-1)
 
 
 # ------------------------------------------------------------------ the chapter's lemma
 @given(st.integers(0, 10_000), st.integers(2, 6))
 def test_three_point_identity_against_scipy(seed, k):
-    """The lemma behind the theorem: KL(r||q) = KL(r||p) + KL(p||q) + sum (r - p) log(p / q)."""
+    """The lemma behind the theorem: KL(r||q) = KL(r||p) + KL(p||q) + sum (r - p) log(p / q),
+    with r allowed zeros (supp r in supp p in supp q)."""
     rng = np.random.default_rng(seed)
     r, p, q = rng.dirichlet(np.full(k, 0.7), size=3)
     r[rng.random(k) < 0.3] = 0.0  # r may have zeros (the truth can be a point mass)
@@ -37,9 +55,17 @@ def test_three_point_identity_against_scipy(seed, k):
     assert lhs == pytest.approx(rhs, abs=1e-12)
 
 
+def test_theorem_implies_misfit_at_most_teacher_error():
+    """eps_rev <= gain <= Err(F_w) on every I-projection, and J(F_sw) <= J(F*) = Err(F_w)."""
+    for seed in range(8):
+        inst = mixture_instance(seed, n=60, n_classes=3, weak_noise=(None, 1.0)[seed % 2])
+        out = theory.reverse_kl_mixture_check(inst)
+        assert out.eps_rev <= out.gain + out.tol
+        assert out.gain <= out.err_weak + 1e-12
+        assert out.eps_rev <= float(_kl(inst.f_star.numpy(), inst.weak.numpy()).mean()) + 1e-12
+
+
 # ------------------------------------------------------------------ forward KL onto mixtures
-
-
 def test_forward_kl_projection_mixture_is_optimal_against_slsqp():
     for seed in range(6):
         inst = mixture_instance(seed, n=40, n_classes=3, n_components=4)
@@ -76,8 +102,120 @@ def test_forward_kl_projection_mixture_validation():
         theory.forward_kl_projection_mixture(inst.weak, torch.zeros_like(inst.components))
 
 
-# ------------------------------------------------------------------ trials
-def test_forward_kl_mixture_trial_kind_is_a_real_non_guarantee():
+# ------------------------------------------------------------------ the per-instance checks
+def test_reverse_kl_mixture_check_matches_its_pieces_and_the_equality_case():
+    interior = boundary = 0
+    for seed in range(10):
+        inst = mixture_instance(seed, n=80, n_classes=3, star_on_boundary=seed % 2 == 0)
+        out = theory.reverse_kl_mixture_check(inst)
+        proj = theory.i_projection_mixture(inst.weak, inst.components)
+        s, w, f = proj.student.numpy(), inst.weak.numpy(), inst.f_star.numpy()
+        assert out.eps_rev == pytest.approx(_kl(s, w).mean(), abs=1e-12)
+        assert out.gain == pytest.approx(_kl(f, w).mean() - _kl(f, s).mean(), abs=1e-12)
+        assert out.slack == pytest.approx(((f - s) * np.log(s / w)).sum(-1).mean(), abs=1e-10)
+        assert out.min_weight == pytest.approx(float(proj.weights.min()))
+        assert out.interior == (out.min_weight > 1e-9) and out.holds
+        if out.interior:  # relative interior: equality
+            interior += 1
+            assert abs(out.slack) <= 1e-9
+        else:
+            boundary += 1
+            assert out.slack >= -1e-9
+    assert interior and boundary
+    with pytest.raises(ValueError, match="MixtureInstance"):
+        theory.reverse_kl_mixture_check(logit_linear_instance(0))
+
+
+def test_forward_kl_linear_check_identity_and_validation():
+    for seed in range(6):
+        inst = logit_linear_instance(seed, n=40, n_classes=2 + seed % 3)
+        out = theory.forward_kl_linear_check(inst)
+        assert out.holds and abs(out.residual) <= 1e-9 and out.moment_residual <= 1e-9
+        s = theory.forward_kl_projection_linear(inst.features, inst.weak).student.numpy()
+        w, f = inst.weak.numpy(), inst.f_star.numpy()
+        assert out.kl_w_star == pytest.approx(_kl(w, f).mean(), abs=1e-12)
+        assert out.kl_w_star == pytest.approx(_kl(s, f).mean() + _kl(w, s).mean(), abs=1e-9)
+    with pytest.raises(ValueError, match="LogitLinearInstance"):
+        theory.forward_kl_linear_check(mixture_instance(0))
+
+
+# ------------------------------------------------------------------ softmax heads: second order
+@given(st.integers(0, 10_000), st.integers(2, 5))
+def test_forward_softmax_head_identity_for_any_predictors(seed, k):
+    """gain - eps - rho = E g(F*, F_w) - E g(F*, F_sw) is an identity (scipy oracle), and its
+    size is within the two direction-gap bounds."""
+    rng = np.random.default_rng(seed)
+    f, w, s = (rng.dirichlet(np.ones(k), size=7) for _ in range(3))
+    out = theory.forward_kl_softmax_head(w, s, f_star=f)
+    gain = _kl(f, w).mean() - _kl(f, s).mean()
+    eps = _kl(w, s).mean()
+    rho = _kl(w, f).mean() - _kl(s, f).mean() - eps
+    gap_w = (_kl(f, w) - _kl(w, f)).mean()
+    gap_s = (_kl(f, s) - _kl(s, f)).mean()
+    assert out.gain == pytest.approx(gain, abs=1e-12)
+    assert out.identity_residual == pytest.approx(rho, abs=1e-12)
+    assert gain - eps - rho == pytest.approx(gap_w - gap_s, abs=1e-12)
+    assert out.gap_weak == pytest.approx(gap_w, abs=1e-12)
+    assert out.holds and out.lhs <= out.bound_weak + out.bound_student + 1e-12
+
+
+def test_forward_softmax_head_at_the_projection_misses_by_at_most_the_bound():
+    for seed in range(12):
+        inst = logit_linear_instance(seed, n=30, n_classes=2 + seed % 3, weak_noise=0.5)
+        s = theory.forward_kl_projection_linear(inst.features, inst.weak).student
+        out = theory.forward_kl_softmax_head(inst.weak, s, f_star=inst.f_star)
+        assert abs(out.identity_residual) <= 1e-9
+        assert abs(out.margin) <= out.bound + 1e-9
+
+
+def test_reverse_softmax_head_bound_holds_at_stationary_points():
+    """The proposition on random realizable instances, the student a reverse-KL stationary point
+    (independent margin and bound computed in numpy)."""
+    checked = 0
+    for seed in range(30):
+        noise = (None, 1.0, 0.3)[seed % 3]
+        inst = logit_linear_instance(seed, n=8 + seed % 12, d=2 + seed % 3, weak_noise=noise)
+        proj = theory.reverse_kl_projection_linear(inst.features, inst.weak, seed=seed)
+        if not proj.converged:
+            continue
+        checked += 1
+        out = theory.reverse_kl_softmax_head(inst.weak, proj.student, f_star=inst.f_star)
+        s, w, f = proj.student.numpy(), inst.weak.numpy(), inst.f_star.numpy()
+        margin = ((f - s) * np.log(s / w)).sum(-1).mean()
+        r = np.log(s / w)
+        bound = ((r.max(-1) - r.min(-1)) * _kl(s, f)).mean()
+        assert out.margin == pytest.approx(margin, abs=1e-10)
+        assert out.bound == pytest.approx(bound, rel=1e-10)
+        assert out.holds and abs(margin) <= bound + 1e-9
+    assert checked >= 25
+
+
+def test_reverse_softmax_head_bound_is_not_vacuous_off_its_hypotheses():
+    """Away from a stationary point the bound can fail: a student 1% of the way from F* to a
+    random distribution misses by a first-order amount, while the bound is of second order.
+    ``holds`` reports a check, not a tautology."""
+    fails = 0
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        f, w, u = (rng.dirichlet(np.ones(3), size=6) for _ in range(3))
+        s = 0.99 * f + 0.01 * u
+        fails += not theory.reverse_kl_softmax_head(w, s, f_star=f).holds
+    assert fails >= 10
+    with pytest.raises(ValueError, match="f_star"):
+        theory.reverse_kl_softmax_head(w, s, f_star=None)
+
+
+@pytest.mark.parametrize("kind", ["forward_kl", "reverse_kl_logit"])
+def test_trials_carry_a_bound_that_holds(kind):
+    for seed in range(10):
+        for noise in (None, 0.3):
+            out = theory.non_guarantee_trial(kind, seed, weak_noise=noise)
+            assert out.weak_noise == noise
+            if out.valid:
+                assert math.isfinite(out.bound) and abs(out.violation) <= out.bound + 1e-9
+
+
+def test_mixture_trials_have_no_bound_and_the_new_kind_fails():
     assert "forward_kl_mixture" in theory.TRIAL_KINDS
     outs = [theory.non_guarantee_trial("forward_kl_mixture", s) for s in range(12)]
     valid = [o for o in outs if o.valid]
@@ -85,33 +223,60 @@ def test_forward_kl_mixture_trial_kind_is_a_real_non_guarantee():
     assert any(o.violated for o in valid)  # it does fail
     for o in valid:
         assert o.violation == pytest.approx(o.lhs - o.rhs)
-        assert o.solver_residual <= 1e-10
+        assert o.solver_residual <= 1e-10 and math.isnan(o.bound)
 
 
-def test_failure_rates_counts_and_wilson_interval():
-    trials, rates = book_kl.failure_rates(
-        3, kinds=("forward_kl", "reverse_kl_mixture"), progress=False
-    )
-    assert len(trials) == 2 * len(book_kl.CONSTRUCTIONS) * 3
+# ------------------------------------------------------------------ the chapter's search
+def test_trial_jobs_and_failure_rates_count_and_wilson_interval():
+    jobs = ch.trial_jobs(3, kinds=("forward_kl", "reverse_kl_mixture"))
+    assert len(jobs) == 2 * len(ch.CONSTRUCTIONS) * 3
+    trials = theory.sweep(theory.non_guarantee_trial, jobs, len(jobs))
+    rates = ch.failure_rates(trials)
     assert set(rates.kind) == {"forward_kl", "reverse_kl_mixture"}
     assert (rates[rates.kind == "reverse_kl_mixture"].violated == 0).all()
     for _, row in rates.iterrows():
-        sub = trials[(trials.kind == row.kind) & (trials.construction == row.construction)]
+        noise = ch.CONSTRUCTIONS[row.construction]
+        same = trials.weak_noise.isna() if noise is None else trials.weak_noise == noise
+        sub = trials[(trials.kind == row.kind) & same]
         assert row.valid == int(sub.valid.sum())
         assert row.violated == int((sub.valid & sub.violated).sum())
+        lo, hi = metrics.wilson_interval(row.violated, row.valid)
+        assert (row.rate_lo, row.rate_hi) == pytest.approx((lo, hi))
         assert row.rate_lo <= row.rate <= row.rate_hi
+    glue = ch.rates_glue(rates, trials)
+    assert glue["rate_reverse_kl_mixture_viol"] == 0
+    assert glue["bound_forward_kl_within"] == glue["bound_forward_kl_n"]
     with pytest.raises(ValueError, match="n_trials"):
-        book_kl.failure_rates(0)
+        ch.trial_jobs(0)
+    with pytest.raises(ValueError, match="kinds"):
+        ch.trial_jobs(2, kinds=("nope",))
+
+
+def test_cached_table_round_trips_text_columns(tmp_path, monkeypatch):
+    monkeypatch.setenv("W2S_CACHE_DIR", str(tmp_path))
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return pd.DataFrame({"kind": ["b", "a", "b"], "x": [1.5, 2.0, np.nan], "ok": [1, 0, 1]})
+
+    first = ch.cached_table({"t": 1}, compute, text_columns=["kind"])
+    second = ch.cached_table({"t": 1}, compute, text_columns=["kind"])
+    assert len(calls) == 1 and second.attrs["cached"] and not first.attrs["cached"]
+    pd.testing.assert_frame_equal(first, compute())
+    pd.testing.assert_frame_equal(second, compute())
+    with pytest.raises(ValueError, match="missing column"):
+        ch.cached_table({"t": 2}, compute, text_columns=["nope"])
 
 
 def test_counterexample_table_adds_up_to_the_result():
     cx = theory.find_forward_kl_counterexample(0)
-    df = book_kl.counterexample_table(cx)
-    assert len(df) == cx.instance.features.shape[0]
-    assert df.err_weak.mean() == pytest.approx(cx.result.err_weak)
-    assert df.err_student.mean() == pytest.approx(cx.result.err_student)
-    assert df.misfit.mean() == pytest.approx(cx.result.eps)
-    assert df.err_student.mean() > df.err_weak.mean() - df.misfit.mean()  # the violation
+    table = ch.counterexample_table(cx)
+    n, k = cx.instance.f_star.shape
+    assert len(table.frame) == n
+    assert "KL(F*‖F_w)" in table.frame.columns and f"F_sw[{k}]" in table.frame.columns
+    err_weak = np.array([float(v.replace("\u2212", "-")) for v in table.frame["KL(F*‖F_w)"]])
+    assert err_weak.mean() == pytest.approx(cx.result.err_weak, abs=1e-3)
 
 
 # ------------------------------------------------------------------ planted mixture
@@ -137,9 +302,13 @@ def test_planted_mixture_reverse_student_obeys_the_theorem_in_sample():
         assert row.gain == pytest.approx(row.err_weak - row.err_student)
         assert row.slack == pytest.approx(row.gain - row.eps_rev)
         assert len(set(task.student_idx.tolist()) & set(task.test_idx.tolist())) == 0
+        assert (task.table.gap == task.gap).all()
+        rev_w = task.weights["reverse KL (mixture)"]
+        assert tab.loc[("reverse KL (mixture)", "test"), "min_weight"] == float(rev_w.min())
+        assert math.isnan(tab.loc[("forward KL (linear probe)", "test"), "min_weight"])
 
 
-def test_planted_mixture_shared_components_and_summary():
+def test_planted_mixture_shared_components_summary_and_glue():
     xs, xw, gold = _synthetic_features(1)
     comps = pm.mixture_heads(xs, gold, temperatures=(1.0, 3.0))
     assert comps.shape == (2, 240, 2)
@@ -147,10 +316,16 @@ def test_planted_mixture_shared_components_and_summary():
     b = pm.planted_mixture_from_features(xs, xw, gold, seed=5, components=comps)
     pd.testing.assert_frame_equal(a.table, b.table)
     assert torch.equal(a.components, comps)
-    both = pd.concat([a.table, b.table])
-    summ = book_kl.planted_summary(both)
+    c = pm.planted_mixture_from_features(xs, xw, gold, seed=6, components=comps)
+    both = pd.concat([a.table, c.table])
+    summ = ch.planted_summary(both)
     assert (summ.seeds == 2).all()
     assert summ.loc[("reverse KL (mixture)", "student-train"), "below_line"] == 0
+    glue = ch.planted_glue(both)
+    assert glue["pl_seeds"] == 2 and glue["pl_rev_train_below"] == 0
+    assert glue["pl_rev_train_gain"] == pytest.approx(
+        both[(both.student == "reverse KL (mixture)") & (both.split == "student-train")].gain.mean()
+    )
     with pytest.raises(ValueError, match="components"):
         pm.planted_mixture_from_features(xs, xw, gold, components=comps[:, :10])
     with pytest.raises(ValueError, match="temperatures"):
@@ -163,35 +338,36 @@ def test_gaussian_bridge_columns_agree():
     w = theory.least_squares_projection(reg.h_w, reg.f_star).predictions
     s = theory.least_squares_projection(reg.h_s, w).predictions
     for sigma in (1.0, 0.5):
-        df = book_kl.gaussian_bridge(reg.f_star, w, s, sigma=sigma)
-        np.testing.assert_allclose(df.iloc[:, 0], df.iloc[:, 1], atol=1e-12)
-        assert abs(df.loc["slack", "Gaussian KL"]) < 1e-10  # Pythagoras: linear class
+        frame = ch.gaussian_bridge(reg.f_star, w, s, sigma=sigma).frame
+        assert list(frame.iloc[:, 1]) == list(frame.iloc[:, 2])  # equal to 6 decimals
+        sq = theory.squared_misfit_gain(w, s, f_star=reg.f_star)
+        assert float(frame.iloc[0, 1]) == pytest.approx(sq.err_weak / (2 * sigma**2), abs=1e-6)
 
 
-# ------------------------------------------------------------------ fine-tuned students
-def _fake_run(dataset, weak, loss, seed, labels, rng):
+# ------------------------------------------------------------------ runs: fakes with a config
+def _fake_run(dataset, weak, loss, seed, labels, rng, noise=0.0, acc=0.7):
     n = len(labels)
 
-    def probs(acc):
-        right = rng.random(n) < acc
+    def probs(a):
+        right = rng.random(n) < a
         p1 = np.where(right == (labels == 1), 0.8, 0.2) + rng.uniform(-0.1, 0.1, n)
         return np.stack([1 - p1, p1], axis=1)
 
-    cfg = SimpleNamespace(dataset=dataset, weak=weak, loss=loss, seed=seed)
+    cfg = SimpleNamespace(dataset=dataset, weak=weak, loss=loss, seed=seed, label_noise=noise)
     return SimpleNamespace(
         config=cfg,
         labels=labels,
-        ids=[f"t{i}" for i in range(n)],
+        ids=[f"{dataset}{i}" for i in range(n)],
         weak=probs(0.6),
-        student=probs(0.7),
+        student=probs(acc),
         ceiling=probs(0.9),
     )
 
 
-def _runs(loss, n=60):
-    labels = np.random.default_rng(7).integers(0, 2, n)  # one test set for every run
-    rng = np.random.default_rng(0 if loss == "xent" else 1)
-    return [_fake_run("d", "w", loss, seed, labels, rng) for seed in range(3)]
+def _runs(loss, n=60, dataset="d", noise=0.0, seeds=3, acc=0.7):
+    labels = np.random.default_rng(7 + len(dataset)).integers(0, 2, n)  # one test set per dataset
+    rng = np.random.default_rng((0 if loss == "xent" else 1, int(noise * 10), len(dataset)))
+    return [_fake_run(dataset, "w", loss, seed, labels, rng, noise, acc) for seed in range(seeds)]
 
 
 def test_loss_comparison_points_match_direct_means():
@@ -200,74 +376,27 @@ def test_loss_comparison_points_match_direct_means():
     assert set(lm.loss) == {"xent", "reverse_kl"}
     for loss, rs in (("xent", runs[:3]), ("reverse_kl", runs[3:])):
         row = lm[lm.loss == loss].iloc[0]
-        acc = np.mean([metrics.accuracy(torch.as_tensor(r.student), r.labels) for r in rs])
+        acc = np.mean([np.mean(r.student.argmax(1) == r.labels) for r in rs])
         assert row.acc_student == pytest.approx(acc)
-        dis = np.mean(
-            [
-                float(metrics.kl(torch.as_tensor(r.student), torch.as_tensor(r.weak)).mean())
-                for r in rs
-            ]
-        )
+        dis = np.mean([_kl(r.student, r.weak).mean() for r in rs])
         assert row.eps_rev == pytest.approx(dis)
         gain = np.mean(
             [
-                metrics.log_loss(torch.as_tensor(r.weak), r.labels)
-                - metrics.log_loss(torch.as_tensor(r.student), r.labels)
+                np.mean(-np.log(r.weak[np.arange(60), r.labels]))
+                - np.mean(-np.log(r.student[np.arange(60), r.labels]))
                 for r in rs
             ]
         )
         assert row.gain == pytest.approx(gain)
         assert row.slack == pytest.approx(row.gain - row.eps_rev)
-        c = [np.mean(r.student.argmax(1) == r.labels) for r in rs]
-        w = [np.mean(r.weak.argmax(1) == r.labels) for r in rs]
-        g = [np.mean(r.ceiling.argmax(1) == r.labels) for r in rs]
-        assert row.pgr == pytest.approx((np.mean(c) - np.mean(w)) / (np.mean(g) - np.mean(w)))
         for m in ("acc_student", "pgr", "gain", "eps_rev", "slack"):
             assert row[f"{m}_lo"] <= row[m] <= row[f"{m}_hi"]
-    table = book_kl.interval_table(lm, ["dataset", "weak", "loss"], ["pgr", "gain"])
-    assert table.shape == (2, 2) and table.iloc[0, 0].count("[") == 1
-
-
-def test_paired_accuracy_difference_and_mismatched_test_sets():
-    fwd, rev = _runs("xent"), _runs("reverse_kl")
-    paired = analysis.paired_differences(rev, fwd, {"diff": "correct_student"})
-    want = np.mean(
-        [
-            np.mean(r.student.argmax(1) == r.labels) - np.mean(f.student.argmax(1) == f.labels)
-            for r, f in zip(rev, fwd, strict=True)
-        ]
-    )
-    assert paired.loc[0, "diff"] == pytest.approx(want)
-    assert paired.loc[0, "diff_lo"] <= want <= paired.loc[0, "diff_hi"]
-    rev[0].ids = [f"other{i}" for i in range(len(rev[0].ids))]
-    with pytest.raises(ValueError, match="different examples"):
-        analysis.paired_differences(rev, fwd, {"diff": "correct_student"})
-    with pytest.raises(ValueError, match="different examples"):
-        analysis.loss_comparison(rev)
-
-
-def test_plots_draw():
-    _, rates = book_kl.failure_rates(2, kinds=("reverse_kl_mixture",), progress=False)
-    ax = book_kl.plot_failure_rates(rates)
-    assert len(ax.patches) == len(rates)
-    df = pd.DataFrame({"gain": [0.1, 0.2], "eps_rev": [0.05, 0.3], "who": ["a", "b"]})
-    ax = book_kl.plot_gain_vs_disagreement(df, "who")
-    assert ax.get_legend() is not None
+    paired = analysis.paired_differences(runs[3:], runs[:3], {"diff": "correct_student"})
+    glue = ch.lm_glue(lm, paired)
+    assert glue["lm_cells"] == 1 and glue["lm_seeds"] == 3
+    assert isinstance(ch.lm_figure(lm, paired), Figure)
+    assert len(ch.lm_table(lm).frame) == 2
     matplotlib.pyplot.close("all")
-
-
-# ------------------------------------------------------------------ presets
-@pytest.mark.parametrize("name", ["ci", "paper", "gpu"])
-def test_kl_grid_in_presets(name):
-    g = get_preset(name).kl
-    assert isinstance(g, KLGrid)
-    assert g.n_instances >= 1 and g.n_trials >= 1 and g.planted_n >= 10
-    assert len(g.planted_seeds) >= 1
-    p = get_preset(name)
-    for w in g.weaks:
-        assert w in p.ladder_weaks + p.extra_weaks
-    for d in g.datasets:
-        assert d in p.ladder_datasets
 
 
 def _permuted(r, perm):
@@ -291,3 +420,213 @@ def test_runs_in_other_test_orders_are_refused_not_realigned():
         analysis.paired_differences(
             [_permuted(r, perm) for r in rev], fwd, {"diff": "correct_student"}
         )
+    with pytest.raises(ValueError, match="order"):
+        analysis.pooled_difference(
+            [_permuted(r, perm) for r in rev], fwd, {"d": "correct_student"}, by=("dataset",)
+        )
+
+
+# ------------------------------------------------------------------ pooled difference
+def test_pooled_difference_counts_each_test_example_once():
+    by = ("dataset", "label_noise")
+    rev, fwd = [], []
+    for ds, n in (("a", 40), ("bb", 50)):
+        for noise in (0.0, 0.2):
+            rev += _runs("reverse_kl", n=n, dataset=ds, noise=noise, acc=0.75)
+            fwd += _runs("xent", n=n, dataset=ds, noise=noise)
+    out = analysis.pooled_difference(rev, fwd, {"d": "correct_student"}, by=by)["d"]
+    # oracle: per dataset, the cells' differences averaged example by example, then side by side
+    pooled = []
+    for ds in ("a", "bb"):
+        per_cell = []
+        for noise in (0.0, 0.2):
+            r = [x for x in rev if (x.config.dataset, x.config.label_noise) == (ds, noise)]
+            f = [x for x in fwd if (x.config.dataset, x.config.label_noise) == (ds, noise)]
+            per_cell.append(
+                np.stack(
+                    [
+                        (a.student.argmax(1) == a.labels) * 1.0 - (b.student.argmax(1) == b.labels)
+                        for a, b in zip(r, f, strict=True)
+                    ]
+                )
+            )
+        pooled.append(np.mean(per_cell, axis=0))
+    want = metrics.seeds_and_test_interval(np.concatenate(pooled, axis=1))
+    assert out.point == pytest.approx(want.point) and out.n_test == 90
+    assert (out.lo, out.hi) == pytest.approx((want.lo, want.hi))
+    with pytest.raises(ValueError, match="shared_by"):
+        analysis.pooled_difference(rev, fwd, {"d": "correct_student"}, by=("label_noise",))
+    with pytest.raises(ValueError, match="seeds"):
+        analysis.pooled_difference(rev, fwd[:-1], {"d": "correct_student"}, by=by)
+    with pytest.raises(ValueError, match="unknown"):
+        analysis.pooled_difference(rev, fwd, {"d": "nope"}, by=by)
+
+
+# ------------------------------------------------------------------ split table
+def _per_example(run, split):
+    if split == "test":
+        x = _kl(run.student, run.weak)
+    else:  # a split each seed draws: its own size
+        x = np.full(10 + run.config.seed, float(run.config.seed))
+    return {"eps_rev": x}
+
+
+def test_split_table_intervals_match_the_metrics_formulas():
+    runs = _runs("reverse_kl", seeds=4)
+    table = analysis.split_table(runs, _per_example, ["eps_rev"], by=("dataset", "loss"))
+    test = table[table.split == "test"].iloc[0]
+    want = metrics.seeds_and_test_interval(np.stack([_kl(r.student, r.weak) for r in runs]))
+    assert (test.eps_rev, test.eps_rev_lo, test.eps_rev_hi) == pytest.approx(
+        (want.point, want.lo, want.hi)
+    )
+    train = table[table.split == "train"].iloc[0]
+    seed_iv = metrics.seed_interval(np.arange(4.0))
+    assert (train.eps_rev, train.eps_rev_lo, train.eps_rev_hi) == pytest.approx(
+        (seed_iv.point, seed_iv.lo, seed_iv.hi)
+    )
+    assert train.n_inputs == 10 and test.n_seeds == 4
+    with pytest.raises(ValueError, match="different sizes"):
+        analysis.split_table(runs, _per_example, ["eps_rev"], by=("dataset",), shared=["train"])
+    with pytest.raises(ValueError, match="several runs of one seed"):
+        analysis.split_table(runs + runs[:1], _per_example, ["eps_rev"], by=("dataset",))
+    with pytest.raises(ValueError, match="per_example gives no"):
+        analysis.split_table(runs, _per_example, ["gain"], by=("dataset",))
+    perm = np.random.default_rng(0).permutation(60)
+    with pytest.raises(ValueError, match="order"):
+        analysis.split_table(
+            [runs[0], _permuted(runs[1], perm)], _per_example, ["eps_rev"], by=("dataset",)
+        )
+
+
+# ------------------------------------------------------------------ the study's presentation
+def _study_tables():
+    iv = metrics.Interval
+    diffs = pd.DataFrame(
+        {
+            "dataset": ["a", "a", "b"],
+            "label_noise": [0.0, 0.4, 0.0],
+            "n_seeds": [10, 10, 10],
+            "n_test": [100, 100, 100],
+            "d_acc": [0.001, -0.002, 0.0],
+            "d_acc_lo": [-0.003, -0.004, -0.001],
+            "d_acc_hi": [0.004, 0.0005, 0.001],
+            "d_gain": [0.002, 0.0, 0.003],
+            "d_gain_lo": [0.001, -0.001, 0.002],
+            "d_gain_hi": [0.003, 0.001, 0.004],
+        }
+    )
+    overall = {"d_acc": iv(-0.0003, -0.0015, 0.0009), "d_gain": iv(0.0017, 0.001, 0.0024)}
+    rows = []
+    for ds, noise in (("a", 0.0), ("a", 0.4), ("b", 0.0)):
+        for loss in ("forward", "reverse"):
+            for split, m in (("test", -0.02), ("train", -0.001 if ds == "b" else -0.03)):
+                rows.append(
+                    {
+                        "dataset": ds,
+                        "label_noise": noise,
+                        "loss": loss,
+                        "split": split,
+                        "n_seeds": 10,
+                        "gain": 0.01,
+                        "gain_lo": 0.0,
+                        "gain_hi": 0.02,
+                        "disagreement": 0.03,
+                        "disagreement_lo": 0.02,
+                        "disagreement_hi": 0.04,
+                        "gain_minus_disagreement": m,
+                        "gain_minus_disagreement_lo": m - 0.005,
+                        "gain_minus_disagreement_hi": m + 0.0005,
+                    }
+                )
+    return diffs, overall, pd.DataFrame(rows)
+
+
+def test_study_glue_tables_and_figures():
+    diffs, overall, guarantee = _study_tables()
+    per_run = pd.DataFrame(
+        [
+            {
+                "dataset": d,
+                "label_noise": nz,
+                "seed": 0,
+                "acc_weak": 0.7,
+                "acc_student": 0.72,
+                "acc_ceiling": 0.75,
+                "gain": 0.02,
+            }
+            for d in ("a", "b")
+            for nz in (0.0, 0.4)
+        ]
+    )
+    glue = ch.study_glue(diffs, overall, per_run, [0.0, 0.4])
+    assert glue["hs_cells"] == 3 and glue["hs_comparisons"] == 6
+    assert glue["hs_acc_rev_better"] == 0 and glue["hs_gain_rev_better"] == 2
+    assert "Not in accuracy" in glue["hs_verdict"] and glue["hs_noise_text"] == "0 or 40%"
+    assert glue["hs_acc_all_text"] == "\u22120.0003 [\u22120.0015, +0.0009]"
+    g = ch.guarantee_glue(guarantee, realizable=["b"])
+    assert g["gc_test_short"] == 6 and g["gc_forward_train_below"] == 3
+    assert "within 0.0010 nats of equality" in g["gc_sentence"]
+    mix = pd.DataFrame({"holds": [True, True]})
+    head = ch.headline_glue(mix, overall, guarantee, 3, 10)["headline"]
+    assert "2 of 2 random instances" in head and "6 of 6 (cell, loss) pairs" in head
+    assert len(ch.difference_table(diffs, overall).frame) == 4  # three cells and the overall
+    assert len(ch.guarantee_table(guarantee).frame) == len(guarantee)
+    for fig in (ch.difference_figure(diffs, overall), ch.guarantee_figure(guarantee)):
+        assert isinstance(fig, Figure)
+    reading = guarantee[guarantee.dataset == "a"].rename(columns={"label_noise": "target_noise"})
+    r = ch.reading_glue(reading)
+    assert r["rd_noises"] == "0 and 0.4" and "nearly closes" in r["rd_sentence"]
+    assert len(ch.reading_table(reading).frame) == len(reading)
+    matplotlib.pyplot.close("all")
+
+
+def test_second_order_glue_reads_the_sweep():
+    bounds = pd.DataFrame(
+        {
+            "loss": ["reverse", "reverse", "forward"],
+            "margin": [-0.001, 0.0005, -0.002],
+            "bound": [0.05, 0.04, 9.0],
+            "holds": [True, True, True],
+            "kl_student_star": [0.1, 0.2, np.nan],
+            "identity_residual": [np.nan, np.nan, 1e-13],
+        }
+    )
+    g = ch.second_order_glue(bounds)
+    assert g["so_n"] == 2 and g["so_holds"] == 2 and g["so_margin_max"] == 0.001
+    assert g["so_ratio_max"] == pytest.approx(0.02) and g["so_fwd_rho_max"] == 1e-13
+
+
+def test_check_figures_and_tables_draw():
+    mix = theory.sweep(
+        theory.reverse_kl_mixture_check,
+        (mixture_instance(i, n=30, star_on_boundary=i % 2 == 0) for i in range(6)),
+        6,
+    )
+    fwd = theory.sweep(
+        theory.forward_kl_linear_check, (logit_linear_instance(i, n=20) for i in range(4)), 4
+    )
+    glue = ch.checks_glue(mix, fwd)
+    assert glue["chk_n"] == 6 and glue["chk_viol"] == 0 and glue["fwd_viol"] == 0
+    assert glue["chk_interior"] + glue["chk_boundary_n"] == 6
+    jobs = ch.trial_jobs(2)
+    trials = theory.sweep(theory.non_guarantee_trial, jobs, len(jobs))
+    rates = ch.failure_rates(trials)
+    for fig in (ch.mixture_figure(mix), ch.rates_figure(rates), ch.bound_figure(trials)):
+        assert isinstance(fig, Figure)
+    assert len(ch.rates_table(rates).frame) == len(rates)
+    assert len(ch.second_order_table(trials).frame) >= 2
+    matplotlib.pyplot.close("all")
+
+
+# ------------------------------------------------------------------ presets
+@pytest.mark.parametrize("name", ["ci", "paper", "gpu"])
+def test_kl_grid_in_presets(name):
+    p = get_preset(name)
+    g = p.grid("kl")
+    assert isinstance(g, KLGrid)
+    assert g.n_instances >= 1 and g.n_trials >= 1 and g.planted_n >= 10
+    assert len(g.planted_seeds) >= 1 and g.datasets and g.weaks and g.seeds
+    for w in g.weaks:
+        assert w in p.ladder_weaks + p.extra_weaks
+    for d in g.datasets:
+        assert d in p.ladder_datasets

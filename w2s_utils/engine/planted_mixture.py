@@ -19,6 +19,7 @@ distribution) and on the held-out test split (:func:`~w2s_utils.theory.kl_misfit
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -52,7 +53,10 @@ class PlantedMixture:
     student). ``gap`` is the I-projection's duality gap. ``table``: one row per (student, split)
     with exact ``err_weak``, ``err_student``, ``gain = err_weak - err_student``, ``eps_rev = E
     KL(F_sw||F_w)`` (the disagreement), ``eps = E KL(F_w||F_sw)`` and ``slack = gain - eps_rev``
-    (all in nats; the theorem says ``slack >= 0`` for the reverse-KL student on its own split).
+    (all in nats; the theorem says ``slack >= 0`` for the reverse-KL student on its own split),
+    ``min_weight`` (the student's smallest mixture weight; NaN for the linear probe: every weight
+    ``> 0`` puts a mixture student in the class's relative interior) and ``gap`` (the
+    I-projection's duality gap, the same on every row of a seed).
     """
 
     components: torch.Tensor
@@ -157,7 +161,7 @@ def planted_mixture_from_features(
     rows = []
     for name, st in students.items():
         for split, idx in (("student-train", i_s), ("test", i_t)):
-            res = theory.kl_misfit_gain(f_star[idx], weak[idx], st[idx])
+            res = theory.kl_misfit_gain(weak[idx], st[idx], f_star=f_star[idx])
             rows.append(
                 {
                     "seed": seed,
@@ -169,6 +173,8 @@ def planted_mixture_from_features(
                     "eps_rev": res.eps_rev,
                     "eps": float(metrics.kl(weak[idx], st[idx]).mean()),
                     "slack": res.slack,
+                    "min_weight": float(weights[name].min()) if name in weights else math.nan,
+                    "gap": rev.gap,
                 }
             )
     return PlantedMixture(
