@@ -1,13 +1,17 @@
 """Chapter 3 (calibration): temperature scaling, the multi-class bound, the binned-ECE escape,
-the weak_temperature pipeline field and the chapter's table helpers."""
+the weak_temperature pipeline field, the chapter's random instances and its book module
+(:mod:`w2s_utils.book.ch3_calibration`: the memo of tables, figures, tables and glue)."""
 
 from __future__ import annotations
 
 import math
 import tracemalloc
+from functools import partial
 from types import SimpleNamespace
 
+import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from hypothesis import given
@@ -17,7 +21,7 @@ from scipy.optimize import linprog, minimize_scalar
 from torchmetrics.functional.classification import multiclass_calibration_error
 
 from w2s_utils import analysis, metrics, theory
-from w2s_utils.book import calibration as bc
+from w2s_utils.book import ch3_calibration as ch
 from w2s_utils.engine import cache, data
 from w2s_utils.engine import experiment as ex
 from w2s_utils.engine.presets import get_preset
@@ -456,11 +460,183 @@ def test_chapter_tables_on_toy_runs(rng):
     assert analysis.temperature_label("fit") == "fitted T"
 
 
-def test_random_checks_hold():
-    chk = bc.random_calibration_check(6, n_points=60, seed=2)
-    assert chk.holds.all() and set(chk.truth) == {"f_star", "labels"}
-    mc = bc.random_multiclass_check(4, n_points=12, seed=2)
-    assert mc.holds.all() and (mc["diff"] <= mc.bound_tv + 1e-7).all()
+def test_random_instances_satisfy_the_bounds():
+    """The chapter's draws: through theory.sweep, the binary bound holds against F* and against
+    labels (the same teacher and student for one stream), the multi-class one exactly."""
+    draws = {
+        t: partial(instances.calibration_instance, n_points=60, truth=t)
+        for t in ("f_star", "labels")
+    }
+    frames = {t: theory.sweep(theory.calibration_bound, d, 8, seed=2) for t, d in draws.items()}
+    for frame in frames.values():
+        assert frame.holds.all() and (frame["diff"] <= frame.bound_abs + 1e-12).all()
+    # one stream, two truths: the same predictors (the labels are drawn last)
+    np.testing.assert_allclose(frames["f_star"].mean_abs, frames["labels"].mean_abs)
+    a = instances.calibration_instance(np.random.default_rng([2, 0]), n_points=60)
+    b = instances.calibration_instance(np.random.default_rng([2, 0]), n_points=60, truth="labels")
+    torch.testing.assert_close(a["student"], b["student"])
+    assert set(b["labels"].unique().tolist()) <= {0, 1}
+    mc = theory.sweep(
+        theory.multiclass_calibration_bound,
+        partial(instances.multiclass_calibration_instance, n_points=12, ks=(2, 3, 4)),
+        4,
+        seed=2,
+    )
+    assert mc.holds.all() and mc.exact.all() and (mc.lhs <= mc.bound_tv + 1e-7).all()
+    with pytest.raises(ValueError, match="truth"):
+        instances.calibration_instance(np.random.default_rng(0), truth="gold")
+    with pytest.raises(ValueError, match="rng"):
+        instances.calibration_instance(0)
+    with pytest.raises(ValueError, match="ks"):
+        instances.multiclass_calibration_instance(np.random.default_rng(0), ks=(1,))
+
+
+def test_temperature_moves_binned_ece_across_a_bin_edge():
+    """Exercise 4: confidences on both sides of the edge 0.6 = 9/15; a temperature within 1e-3
+    of 1 merges the two bins and moves binned ECE by more than 0.3, while smooth CE stays within
+    the theorem's band of a few 1e-4."""
+    p = np.r_[np.full(500, 0.6 - 2e-5), np.full(500, 0.62)]
+    y = np.r_[np.ones(500), np.arange(500) < 100].astype(np.int64)
+    sharper = metrics.apply_temperature(torch.tensor(p), 0.999)
+    r = theory.calibration_bound(torch.tensor(p), sharper, labels=torch.tensor(y))
+    assert r.ece_weak - r.ece_student > 0.3 and r.holds and r.bound_abs < 5e-4
+    logit = np.log(p / (1 - p))
+    assert np.all(np.abs(logit) > 0.4)  # unlike the escape teacher, whose log-odds are 0
+    esc = theory.binned_ece_escape(0.1, n=10)
+    torch.testing.assert_close(metrics.apply_temperature(esc.weak, 0.5), esc.weak)
+
+
+# --------------------------------------------------------------------------- the book module
+def test_cached_frame_round_trip(monkeypatch, tmp_path):
+    monkeypatch.setenv("W2S_CACHE_DIR", str(tmp_path / "cache"))
+    calls = []
+    df = pd.DataFrame(
+        {
+            "x": [1.0, np.nan, 3.0],
+            "n": [1, 2, 3],
+            "ok": [True, False, True],
+            "t": [1.0, "fit", 0.5],
+            "name": ["a", "b", None],
+        }
+    )
+
+    def compute():
+        calls.append(1)
+        return df
+
+    first = ch.cached_frame({"test": 1}, compute)
+    again = ch.cached_frame({"test": 1}, compute)
+    assert len(calls) == 1 and not first.attrs["cached"] and again.attrs["cached"]
+    for got in (first, again):
+        pd.testing.assert_frame_equal(got, df, check_dtype=False)
+        assert got.t.tolist() == [1.0, "fit", 0.5] and isinstance(got.t[0], float)
+        assert got.ok.dtype == bool
+    assert ch.frame_pieces(first, again) == [
+        (f"book_tables/{again.attrs['entry']}", again.attrs["seconds"])
+    ]
+    ch.cached_frame({"test": 2}, compute)
+    assert len(calls) == 2
+    pair = ch.cached_frame({"test": 3}, lambda: (df, df.head(1)))
+    assert isinstance(pair, tuple) and len(pair[1]) == 1
+    with pytest.raises(ValueError, match="key"):
+        ch.cached_frame({}, compute)
+    with pytest.raises(ValueError, match="DataFrame"):
+        ch.cached_frame({"test": 4}, lambda: 3)
+
+
+def test_runs_digest_follows_content_and_order(rng):
+    runs = _fake_runs(rng)
+    d = ch.runs_digest(runs)
+    assert d == ch.runs_digest(list(runs)) and d != ch.runs_digest(runs[::-1])
+    changed = [SimpleNamespace(**{**vars(runs[0]), "student": runs[0].student * 0.5}), runs[1]]
+    assert ch.runs_digest(changed) != d
+    with pytest.raises(ValueError, match="empty"):
+        ch.runs_digest([])
+
+
+def test_teacher_accuracy_is_chapter_one_s(rng):
+    """The levels table's teacher accuracy is the paired table's (chapter 1's) on the same runs,
+    cell by cell, and the glue of part 1 counts what the frames say."""
+    runs = _fake_runs(rng) + _fake_runs(rng, weak="other")
+    levels = analysis.calibration_table(runs, n_resamples=20)
+    paired = analysis.paired_table(runs)
+    acc = levels.query("role == 'weak' and metric == 'accuracy'").merge(
+        paired, on=["dataset", "weak"]
+    )
+    np.testing.assert_allclose(acc.value, acc.acc_weak, atol=1e-12)
+    per_run, band = analysis.calibration_change(runs, n_resamples=20)
+    values = ch.levels_glue(levels, per_run, band, 20)
+    assert values["lm_pairs"] == 2 and values["lm_holds"] == len(runs)
+    assert values["lm_worse"] == int((band.smce_change > 0).sum())
+    expected = levels.query("role == 'ceiling' and metric == 'smooth_ce'").value.mean()
+    assert values["lm_smce_ceiling"] == pytest.approx(expected)
+    table = ch.levels_table(levels)
+    assert len(table.frame) == 6 and "Smooth CE" in table.frame.columns
+
+
+def test_calibration_change_by_any_fields(rng):
+    runs = _fake_runs(rng, seeds=(0, 1, 2))
+    per_run, pairs = analysis.calibration_change(runs, ("weak", "weak_temperature"), n_resamples=20)
+    assert list(pairs.weak) == ["bow"] and list(pairs.weak_temperature) == [1.0]
+    assert pairs.pair.iloc[0] == "bow\n1.0" and len(per_run) == 3
+    default_runs, default_pairs = analysis.calibration_change(runs, n_resamples=20)
+    assert default_pairs.smce_change.iloc[0] == pytest.approx(pairs.smce_change.iloc[0])
+
+
+def test_figures_keep_legends_off_the_data(rng):
+    plt.switch_backend("Agg")
+    check = theory.sweep(theory.calibration_bound, instances.calibration_instance, 6)
+    check = pd.concat([check.assign(truth="f_star"), check.assign(truth="labels")])
+    runs = _fake_runs(rng) + _fake_runs(rng, weak="other")
+    curves = {
+        key: {role: analysis.pooled_reliability(c.runs, role) for role in analysis.ROLES}
+        for key, c in analysis.stack(runs).items()
+    }
+    _, band = analysis.calibration_change(runs, n_resamples=10)
+    for fig in (ch.check_figure(check), ch.reliability_figure(curves), ch.change_figure(band)):
+        assert all(ax.get_legend() is None for ax in fig.axes)  # one legend, under the panels
+        assert len(fig.legends) == 1
+        plt.close(fig)
+
+
+def test_planted_frame_and_headline():
+    runs = [SimpleNamespace(config=SimpleNamespace(seed=s)) for s in (0, 1)]
+    bound = pd.DataFrame(
+        {
+            "smce_weak": [0.1, 0.2],
+            "smce_student": [0.1, 0.1],
+            "bound_abs": [0.3, 0.3],
+            "bound_eps": [0.4, 0.4],
+            "holds": [True, True],
+        }
+    )
+    ece = {
+        r: pd.DataFrame(
+            {"ece": [0.01, 0.02], "mean_tv": [0.1, 0.1], "holds": [True, r != "ceiling"]}
+        )
+        for r in analysis.ROLES
+    }
+    ea = pd.DataFrame(
+        {
+            "budget": [0.2, 0.3],
+            "gain": [0.01, 0.02],
+            "lower": [-0.1, -0.1],
+            "upper": [0.1, 0.1],
+            "contains_gain": [True, True],
+        }
+    )
+    out = ch.planted_frame(runs, bound, ece, ea)
+    assert out.ece_checks.tolist() == [True, False] and out.err_weak.tolist() == [0.2, 0.3]
+    glued = ch.planted_glue(out)
+    assert glued["pl_ece_checks"] == 1 and glued["pl_contains"] == 2
+    text = ch.headline(
+        {
+            "st_seeds": 10,
+            "st_worst_gain": "+0.1 [+0.0, +0.2]",
+            "st_best_gain": "−0.01 [−0.02, +0.00]",
+        }
+    )
+    assert "10 seeds" in text and "+0.1 [+0.0, +0.2]" in text
 
 
 def test_fitted_temperature_is_read_back(rng):

@@ -1,10 +1,12 @@
-"""Chapter 4 (over-optimization): the room along a trajectory on random instances, the trajectory
-runner (history columns, cache hit reloads the whole curve), the selection rules, the remedy grid
-and the book helpers."""
+"""Chapter 4 (over-optimization): the room along a trajectory on random instances, the gain along
+a path, the trajectory runner (history columns, cache hit reloads the whole curve), the selection
+rules (the cross-fitted gold-label oracle included), the remedy grid and the book helpers. The
+over-fitting model has its own file, ``tests/test_overfitting.py``."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -15,8 +17,10 @@ from hypothesis import strategies as st
 
 from w2s_utils import analysis, metrics
 from w2s_utils import theory as T
-from w2s_utils.book import overoptimization as bo
+from w2s_utils.book import ch4_overoptimization as ch
+from w2s_utils.book.glue import glue_value
 from w2s_utils.engine import data, losses
+from w2s_utils.engine import overfitting as of
 from w2s_utils.engine import trajectories as tj
 from w2s_utils.engine.presets import OveroptimizationGrid, get_preset
 
@@ -146,12 +150,16 @@ def test_weak_early_stop_matches_the_trainer_rule():
 # --------------------------------------------------------------------------- the presets
 
 
-@pytest.mark.parametrize("name", ["ci", "paper"])
+@pytest.mark.parametrize("name", ["ci", "gpu", "paper"])
 def test_grid_in_every_preset(name):
-    g = get_preset(name).overoptimization
+    g = get_preset(name).grid("overoptimization")
     assert isinstance(g, OveroptimizationGrid) and g.epochs > g.short_epochs > 0
+    assert g.weaks and g.seeds and g.remedy_weaks and g.remedy_seeds  # resolved, never empty
     names = [r.name for r in g.remedies]
-    assert "hard labels" in names and sum(r.loss == "aux_conf" for r in g.remedies) == 2
+    full = [r.name for r in get_preset("paper").overoptimization.remedies]
+    assert "hard labels" in full and sum("confidence" in r for r in full) == 2
+    assert set(names) <= set(full)  # ci: one illustration; gpu: long runs only; paper: all
+    assert names == {"ci": ["aux. confidence 0.75"], "gpu": [], "paper": full}[name]
     assert len(set(names)) == len(names) and tj.LONG not in names
     for r in g.remedies:
         cfg = tj.make_trajectory_config("sarcasm", "bow", 0, "ci", r)
@@ -162,10 +170,10 @@ def test_grid_in_every_preset(name):
 
 
 def test_ci_configs_are_the_grid():
-    g = get_preset("ci").overoptimization
+    g = get_preset("ci").grid("overoptimization")
     cfgs = tj.trajectory_configs("ci")
     n_long = len(g.datasets) * len(g.weaks) * len(g.seeds)
-    n_remedy = len(g.remedy_weaks) * len(g.remedies) * len(g.remedy_seeds or g.seeds)
+    n_remedy = len(g.remedy_weaks) * len(g.remedies) * len(g.remedy_seeds)
     assert len(cfgs) == n_long + n_remedy
     s = cfgs[0].experiment.student_settings
     assert (s.epochs, s.lr, cfgs[0].student_train) == (g.epochs, g.lr, g.student_train)
@@ -203,7 +211,7 @@ def isolated(monkeypatch, tmp_path):
 
 COLUMNS = (
     "step epoch val_loss test_acc test_ce weak_acc ceiling_acc acc_gain gain pgr eps_train "
-    "eps_test gamma room room_rev log_room smooth_ce ece"
+    "eps_test gamma room gain_lower log_room two_sided_room smooth_ce ece"
 ).split()
 
 
@@ -213,7 +221,11 @@ def test_trajectory_history_and_cache_hit(isolated):
     h = first.history
     assert not first.cached and set(COLUMNS) <= set(h.columns)
     assert len(h) == first.students.shape[0] == 3 and first.students.shape[1] == 30
-    assert (h["gain"] <= h["room"] + 1e-9).all() and (-h["room_rev"] <= h["gain"] + 1e-9).all()
+    assert (h["gain"] <= h["room"] + 1e-9).all() and (h["gain_lower"] <= h["gain"] + 1e-9).all()
+    assert (h["room"] <= h["log_room"] + 1e-9).all() and (
+        h["log_room"] <= h["two_sided_room"]
+    ).all()
+    assert np.isfinite(first.train_seconds) and first.train_seconds > 0
     again = tj.run_trajectory(cfg)
     assert again.cached
     pd.testing.assert_frame_equal(again.history, h)
@@ -230,37 +242,52 @@ def test_remedies_and_book_tables(isolated):
     trajs = tj.run_trajectories("test", progress=False)
     assert [t.config.remedy for t in trajs] == ["long run", "hard labels", "aux. confidence 0.25"]
     assert not np.allclose(trajs[0].students, trajs[1].students)
-    curves = bo.curve_frame(trajs)
+    curves = ch.curve_frame(trajs)
     assert set(curves["remedy"]) == {t.config.remedy for t in trajs} and len(curves) == 9
-    table = bo.remedy_table(trajs, "test")
-    assert "oracle (gold labels)" in set(table["method"])
+    grid = get_preset("test").grid("overoptimization")
+    points = ch.selected_points(trajs, grid)
+    table = ch.remedy_table(points)
+    methods = set(table["method"])
+    assert {ch.ORACLE, ch.HINDSIGHT, ch.LAST, "hard labels"} <= methods
     assert {"acc_student", "acc_student_lo", "ce_gain", "ece", "pgr"} <= set(table.columns)
-    # the oracle picks the long run's best step: no rule read off that run can beat it
+    # hindsight picks the long run's best step on the scored examples: no rule read off that
+    # run can beat it there
     t = table.set_index("method")
-    long_rows = ["long run, last step", "weak-label early stopping", "fixed budget (1 epochs)"]
-    assert t.loc["oracle (gold labels)", "acc_student"] >= t.loc[long_rows, "acc_student"].max()
+    long_rows = [ch.LAST, "weak-label early stopping", "fixed budget (1 epochs)", ch.ORACLE]
+    assert t.loc[ch.HINDSIGHT, "acc_student"] >= t.loc[long_rows, "acc_student"].max() - 1e-12
+    # the cross-fitted oracle scores every example at the step picked on the other half
+    long = trajs[0]
+    oracle = next(p for p, _ in points if p.config.remedy == ch.ORACLE)
+    correct = long.students.argmax(-1) == long.labels[None]
+    for i in range(len(long.labels)):
+        others = [j for j in range(len(long.labels)) if j % 2 != i % 2]
+        step = int(np.argmax(correct[:, others].mean(1)))
+        np.testing.assert_allclose(oracle.student[i], long.students[step, i])
     mean = analysis.mean_curves(trajs)
     assert {"acc_gain_lo", "gain_hi", "room"} <= set(mean.columns)
-    fig = bo.plot_curves(mean)
-    assert len(fig.axes) == 4
-    fig = bo.plot_balance(curves)
-    assert len(fig.axes) >= 1
-    fig = bo.plot_remedies(table)
-    assert len(fig.axes) >= 1
-    checks = bo.room_checks(trajs)
+    assert len(ch.plot_curves(mean).axes) == 4
+    assert len(ch.plot_balance(curves).axes) >= 1
+    assert len(ch.plot_remedies(table).axes) == 2
+    checks = analysis.trajectory_room_checks(trajs, tj.FLOOR)
     assert checks["holds"].all() and len(checks) == len(trajs)
-    diffs = bo.remedy_differences(trajs, "test")
-    assert set(diffs["method"]) == set(table["method"]) - {"long run, last step"}
+    diffs = ch.remedy_differences(points)
+    assert set(diffs["method"]) == methods - {ch.LAST}
     hard = diffs.set_index("method").loc["hard labels"]
-    ref = t.loc["long run, last step", "acc_student"]
-    assert hard["d_acc"] == pytest.approx(t.loc["hard labels", "acc_student"] - ref)
+    assert hard["d_acc"] == pytest.approx(t.loc["hard labels", "acc_student"] - t.loc[ch.LAST,
+                                          "acc_student"])  # fmt: skip
     peaks = analysis.peak_table(trajs)
     assert peaks["acc_drop"].iloc[0] == pytest.approx(
         peaks["acc_gain_peak"].iloc[0] - peaks["acc_gain_end"].iloc[0]
     )
-    assert len(bo.format_peak_table(peaks)) == 1 and len(bo.format_remedy_table(table)) == 6
-    values = bo.glue_values(peaks, table, diffs, checks, mean)
+    assert len(ch.present_peaks(peaks).frame) == 1
+    assert len(ch.present_lm_remedies(table).frame) == len(table)
+    values = ch.lm_glue(peaks, mean, checks, table, diffs)
     assert values["room_runs"] == 3 and "bow_hard_labels_d_acc" in values
+    assert "bow_gold_label_oracle_other_half_d_acc" in values
+    setting = ch.lm_setting_glue(grid, trajs)
+    assert setting["n_runs"] == 3 and setting["aux_alphas"] == "0.25"
+    pieces = ch.cached_pieces(tj.run_trajectories("test", progress=False), [])
+    assert len(pieces) == 3 and all(s > 0 for _, s in pieces)
 
 
 def test_trajectory_metrics_oracles():
@@ -374,3 +401,91 @@ def test_trajectories_reuse_chapter_one_teachers_and_ceilings(isolated, monkeypa
         cache.config_hash(piece_key(cfg.experiment, "ceiling", "stacked"), 64),
     )
     assert (stacked in trajectories) == (preset == "gpu")
+
+
+# ---------------------------------------------------------- the over-fitting model's pages
+
+
+def test_model_figures_tables_and_glue(isolated):
+    small = of.OverfittingSetting(
+        n=20, bulk_dim=40, signal_dim=3, n_heldout=10, n_gold=10, n_test=200, steps=300,
+        n_evals=10,
+    )  # fmt: skip
+    curves = of.overfitting_curves(small, seeds=3)
+    band = analysis.step_intervals(curves.gain, curves.steps)
+    pop = of.population_projection(small)
+    values = ch.demo_glue(curves, band, pop, rate_ratio=0.5)
+    j = int(band["value"].idxmax())
+    assert values["demo_peak_step"] == int(curves.steps[j])
+    assert values["demo_peak"].startswith(f"{band['value'][j]:+.3f}".replace("-", "\u2212"))
+    assert values["demo_interpolant"] == pytest.approx(float(curves.interpolant_gain.mean()))
+    for key, value in values.items():
+        glue_value(value, key)  # every value can be glued (no NaN, no frames)
+    assert len(ch.plot_overfitting(curves, band, pop).axes) == 2
+    by_n = {20: curves, 15: of.overfitting_curves(small, 3, n=15)}
+    cells = {("n", n): c for n, c in by_n.items()}
+    rules = {"gold-label oracle": "gold_oracle", "trained to the end": "final"}
+    comps = {
+        k: analysis.compare_selected(
+            {m: c.at(of.select_steps(c, r)) for m, r in rules.items()}, "trained to the end"
+        )
+        for k, c in cells.items()
+    }
+    sweep = ch.sweep_frame(cells, comps)
+    final = float(curves.at(of.select_steps(curves, "final")).mean())
+    assert sweep.set_index("value").loc[20, "final"] == pytest.approx(final)
+    assert len(ch.present_sweep(sweep).frame) == 2
+    assert "sw_n_15_final" in ch.sweep_glue(sweep)
+    assert len(ch.plot_sweeps(by_n, {1.5: curves}).axes) == 2
+    picks = {"trained to the end": "final", "weak-label early stopping": "weak_early_stop"}
+    tables = [
+        analysis.compare_selected(
+            {m: curves.at(of.select_steps(curves, r), q) for m, r in picks.items()},
+            "trained to the end",
+        )
+        for q in ("gain", "acc_gain")
+    ]
+    glue = ch.remedy_glue(*tables)
+    assert (
+        "rem_weak_label_early_stopping_diff" in glue and "rem_trained_to_the_end_diff" not in glue
+    )
+    assert len(ch.present_demo_remedies(*tables).frame) == 2
+    assert len(ch.plot_demo_remedies(*tables).axes) == 2
+    ex = ch.exercise_glue(
+        curves,
+        analysis.compare_selected(
+            {r: curves.at(of.select_steps(curves, r)) for r in ("final", "weak_early_stop")},
+            "final",
+        ),
+        pop,
+    )
+    assert ex["ex5_err_weak"] == pytest.approx(float(curves.err_weak.mean()))
+    pieces = ch.cached_pieces([], [of.overfitting_curves(small, 3), replace(curves, cached=False)])
+    assert len(pieces) == 1 and pieces[0][1] == pytest.approx(curves.train_seconds)
+
+
+def test_worked_examples_glue():
+    weak, f_star = np.array([[0.6, 0.4]]), np.array([[0.9, 0.1]])
+    path = T.gain_along_path(weak, np.array([[0.95, 0.05]]), f_star=f_star)
+    assert 0.6 + 0.35 * path.argmax == pytest.approx(0.9, abs=1e-6)  # the peak is at the truth
+    assert path.max_gain == pytest.approx(float(metrics.kl(torch.tensor(f_star),
+                                                            torch.tensor(weak))))  # fmt: skip
+    assert path.slope_start == pytest.approx(0.9 * 0.95 / 0.6 + 0.1 * 0.05 / 0.4 - 1)
+    q = np.linspace(0.95, 0.6, 8)
+    students = np.stack([np.array([[v, 1 - v]]) for v in q])
+    example = T.trajectory_room(weak, students, f_star=f_star)
+    nf = T.instances.no_floor_instance()
+    no_floor = T.trajectory_room(nf.weak, nf.student[None], f_star=nf.f_star)
+    values = ch.room_example_glue(q, example, no_floor, tj.FLOOR)
+    assert values["ex_q_best"] == pytest.approx(q[example.best_step]) and values["ex_holds"]
+    assert len(ch.present_room_example(q, example).frame) == 8
+    checks = {
+        kind: T.sweep(
+            lambda f, w, g, kind=kind: T.gain_along_path(w, g, f_star=f, path=kind),
+            (T.instances.floored_triple(i, 2 + i % 4) for i in range(10)),
+            10,
+        )
+        for kind in T.PATH_KINDS
+    }
+    glue = ch.path_check_glue(checks)
+    assert glue["path_mixture_viol"] == 0 and glue["path_geometric_n"] == 10

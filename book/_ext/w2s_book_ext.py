@@ -228,7 +228,7 @@ class DownloadsDirective(SphinxDirective):
             text = (
                 "This copy of the site was built without its downloads (the wheel of w2s_utils "
                 "and the environment files): build them with `make downloads`, or install the "
-                "library from a clone of the repository with `pip install -e ".[book]"`."
+                "library from a clone of the repository with `pip install -e '.[book]'`."
             )
             return [nodes.paragraph(text, text)]
         items = nodes.bullet_list()

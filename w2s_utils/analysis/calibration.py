@@ -176,6 +176,7 @@ def calibration_table(
 
 def calibration_change(
     results: Iterable[Any],
+    by: Sequence[str] = ("dataset", "weak"),
     *,
     n_bins: int = 15,
     level: float = 0.95,
@@ -183,25 +184,26 @@ def calibration_change(
     seed: int = 0,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The calibration bound (:func:`w2s_utils.theory.calibration_bound`) on every run, and per
-    (dataset, weak) the measured change inside its band.
+    cell of ``by`` (default: dataset x teacher) the measured change inside its band.
 
     Returns ``(runs, pairs)``. ``runs``: one row per run with the signed change ``smce_change =
     smCE(student) - smCE(weak)``, ``ece_change``, the bound's sides ``bound_abs = 2 E|p_sw - p_w|``
     and ``bound_eps = sqrt(2 eps)``, ``holds`` and the tightness ``used = |smce_change| /
     bound_abs``. ``pairs``: per cell the seed mean of the changes with their paired interval over
     seeds and test examples (:func:`metric_interval`, ``minus="weak"``), the seed means of the
-    bounds, ``lower_abs``/``upper_abs`` (the band) and ``all_hold``.
+    bounds, ``lower_abs``/``upper_abs`` (the band) and ``all_hold``. Cells are the values of the
+    config fields ``by`` (default dataset x teacher; both frames carry them as columns, and
+    ``pair`` joins them with line breaks for a figure's axis).
     """
     rows, agg = [], []
-    for cell in stack(results, ("dataset", "weak")).values():
-        ds, weak = cell.key
+    for cell in stack(results, by).values():
+        base = dict(zip(cell.by, cell.key, strict=True))
         first = len(rows)
         for r in cell.runs:
             res = theory.calibration_bound(r.weak, r.student, labels=r.labels, n_bins=n_bins)
             rows.append(
                 dict(
-                    dataset=ds,
-                    weak=weak,
+                    **base,
                     seed=r.config.seed,
                     smce_change=res.smce_student - res.smce_weak,
                     ece_change=res.ece_student - res.ece_weak,
@@ -213,7 +215,7 @@ def calibration_change(
                     used=res.diff / res.bound_abs if res.bound_abs else np.nan,
                 )
             )
-        row: dict[str, Any] = dict(dataset=ds, weak=weak, pair=f"{ds}\n{weak}")
+        row: dict[str, Any] = {**base, "pair": "\n".join(str(v) for v in cell.key)}
         for metric, name in (("smooth_ce", "smce_change"), ("ece", "ece_change")):
             iv = metric_interval(
                 cell, "student", metric, minus="weak", level=level, n_resamples=n_resamples,

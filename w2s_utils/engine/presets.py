@@ -394,8 +394,8 @@ _CI = Preset(
     # seed 0: an illustration; chapter 4's over-fitting model carries the remedy comparison with
     # 20 seeds), each 8 epochs of 16 steps on 500 weak-labelled texts (a small set: the student
     # fits its teacher's labels sooner), evaluated every epoch on 1000 test texts; ~30 s per run
-    # on an idle box (chapter 4's budget is 200 s cold; the gpu/paper presets run every teacher,
-    # seed and remedy)
+    # on an idle box (chapter 4's budget is 200 s cold; the paper preset runs every teacher,
+    # seed and remedy, the gpu preset every teacher and seed)
     overoptimization=OveroptimizationGrid(
         datasets=("sarcasm",),
         weaks=("tiny-transformer",),

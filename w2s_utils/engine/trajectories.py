@@ -11,10 +11,12 @@ curve can be analysed afterwards (bootstrap intervals at a selected step, for ex
   ``Err(F_w) - Err(F_sw,t)`` on the test sample), ``pgr`` (accuracy) and ``pgr_ce``;
 - ``eps_train`` = E KL(weak || student) on the training texts, ``eps_test`` on the test subset,
   ``eps_rev_test``, ``gamma`` (the empirical floor of both predictors on the test subset);
-- ``room`` = E max_j r_j (the label-free room to gain), ``room_rev`` = -E min_j r_j (the most
-  the student can lose), with the student log-ratio ``r_j = log F_sw,j - log F_w,j``, from
-  :func:`w2s_utils.theory.label_free_interval` (``-room_rev <= gain <= room``);
-  ``log_room`` = log(1 + sqrt(eps_test/2)/gamma) and ``theorem1_room`` = sqrt(eps_test/2)/gamma;
+- ``room`` = E max_j r_j (the label-free room to gain) and ``gain_lower`` = E min_j r_j (<= 0:
+  the most the student can lose, negated), with the student log-ratio
+  ``r_j = log F_sw,j - log F_w,j``, from :func:`w2s_utils.theory.label_free_interval`
+  (``gain_lower <= gain <= room``); ``log_room`` = log(1 + min(1, sqrt(eps_test/2))/gamma) and
+  ``two_sided_room`` = sqrt(eps_test/2)/gamma (the names of
+  :class:`w2s_utils.theory.TrajectoryRoomResult`);
 - ``smooth_ce`` and binned ``ece`` (15 bins, top label) of the student;
 - from the trainer: ``step, epoch, lr, train_loss, val_loss, val_acc, val_eps`` (``val_*``
   against the weak labels of ``val``: the only numbers model selection may use).
@@ -76,7 +78,11 @@ __all__ = [
 ]
 
 #: Bump when what a cached trajectory means changes.
-TRAJECTORY_VERSION = 2  # 2: the evaluated test examples are chosen by id (one set for all seeds)
+TRAJECTORY_VERSION = 3
+# 2: the evaluated test examples are chosen by id (one set for all seeds). 3: history columns
+# named as theory names them (``gain_lower`` = E min_j r_j replaces ``room_rev`` = -E min_j r_j,
+# ``two_sided_room`` replaces ``theorem1_room``) and ``log_room`` with TV capped at 1, as in
+# theory.generalization_chain; entries stored under version 2 are misses (retrained)
 #: Predictions with an entry below FLOOR are projected onto the floor (theory.ensure_floor)
 #: before logs are taken; float32 softmax outputs can be exactly 0.
 FLOOR = 1e-6
@@ -223,9 +229,9 @@ def trajectory_metrics(
         "eps_rev_test": iv.eps_rev,
         "gamma": gamma,
         "room": iv.upper,
-        "room_rev": -iv.lower,
-        "log_room": math.log1p(root / gamma),
-        "theorem1_room": root / gamma,
+        "gain_lower": iv.lower,
+        "log_room": math.log1p(min(1.0, root) / gamma),
+        "two_sided_room": root / gamma,
         "smooth_ce": metrics.smooth_ce(s[:, 1], y) if s.shape[1] == 2 else math.nan,
         "ece": metrics.ece(s, y),
     }
@@ -259,7 +265,9 @@ class TrajectoryPoint:
 class Trajectory:
     """A student's curve: ``history`` (one row per evaluation), the test-subset ``labels``/``ids``,
     the ``weak`` and ``ceiling`` test predictions and ``students`` ``[T, N, K]`` (the student's
-    test predictions at each of the ``T`` evaluations, float32)."""
+    test predictions at each of the ``T`` evaluations, float32); ``cached`` whether it was read
+    from the cache, ``seconds`` the wall time of this call and ``train_seconds`` that of the
+    training when it ran (stored with the entry; NaN for entries stored without it)."""
 
     config: TrajectoryConfig
     history: pd.DataFrame
@@ -270,6 +278,7 @@ class Trajectory:
     students: np.ndarray
     cached: bool = False
     seconds: float = 0.0
+    train_seconds: float = math.nan
 
     def at(self, index: int, rule: str = "") -> TrajectoryPoint:
         """The student at evaluation ``index`` (a row position of ``history``)."""
@@ -398,6 +407,7 @@ def run_trajectory(
             "ceiling": ceil_test,
             "students": np.stack(probs),
             **history_arrays("hist", hist),
+            "train_seconds": np.array(time.perf_counter() - t0),
         }
         return arrays, {"what": "student trajectory"}
 
@@ -413,6 +423,7 @@ def run_trajectory(
         students=arrays["students"],
         cached=not computed["flag"],
         seconds=time.perf_counter() - t0,
+        train_seconds=float(arrays["train_seconds"]) if "train_seconds" in arrays else math.nan,
     )
 
 
