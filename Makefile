@@ -78,7 +78,7 @@ pdf: $(STAMP) $(MATHJAX) chromium
 # a newcomer's first command: everything but the slow, executor and browser tests (about a minute)
 test-fast: $(STAMP)
 	$(PY) -m ruff check w2s_utils tests benchmarks notebooks book/_ext
-	$(PY) -m pytest -q -m "not browser and not slow" --ignore=tests/browser
+	HYPOTHESIS_PROFILE=fast $(PY) -m pytest -q -m "not browser and not slow and not executor" --ignore=tests/browser
 
 test: $(STAMP)
 	$(PY) -m ruff check w2s_utils tests benchmarks notebooks book/_ext

@@ -15,7 +15,8 @@ subprocess: wall seconds and peak resident memory (``resource.getrusage`` maxrss
 which includes the ~0.3 GB of importing torch). The old LP is only run where its dense
 constraint matrix fits (it is reported as the allocation it would need otherwise); the new one
 runs to exactness below N = 10,000 and under ``--smce-time-limit`` seconds at 10,000 (the
-certified bracket is printed).
+certified bracket is printed); a third cell runs ``method="sinkhorn"`` (its certified bracket).
+``--smce-n 2000,10000`` runs only those sizes.
 
 Notes: inputs are float32 (the precision models produce); the torch ops include the input
 validation every public function runs; the ``validate=False`` rows time the kernels alone (what
@@ -239,9 +240,17 @@ def _smce_cell(which: str, n: int, k: int, time_limit: float) -> None:
     t0 = time.perf_counter()
     if which == "old":
         out = f"{old_multiclass_smce(p, np.eye(k)[y] - p):.6f}"
+    elif which == "sinkhorn":
+        r = theory.multiclass_smooth_ce(torch.tensor(p), labels=torch.tensor(y), method="sinkhorn")
+        out = f"{r.value:.6f}" if r.exact else f"[{r.lower:.5f}, {r.upper:.5f}]"
+        out += f" ({100 * r.width / r.upper:.2f}% wide)"
     else:
+        big = n >= 10_000  # the column generation under a time limit, as measured before
         r = theory.multiclass_smooth_ce(
-            torch.tensor(p), labels=torch.tensor(y), time_limit=None if n < 10_000 else time_limit
+            torch.tensor(p),
+            labels=torch.tensor(y),
+            method="colgen" if big else "auto",
+            time_limit=time_limit if big else None,
         )
         out = f"{r.value:.6f}" if r.exact else f"[{r.lower:.4f}, {r.upper:.4f}]"
     dt = time.perf_counter() - t0
@@ -249,17 +258,18 @@ def _smce_cell(which: str, n: int, k: int, time_limit: float) -> None:
     print(f"{dt:.2f} {rss:.2f} {out}")
 
 
-def bench_smce(time_limit: float) -> None:
+def bench_smce(time_limit: float, sizes: tuple[int, ...] = (100, 400, 2_000, 10_000)) -> None:
     import subprocess
     import sys
 
     print(
-        f"{'N':>7}{'K':>4}{'before s':>10}{'before GiB':>14}{'after s':>9}{'after GiB':>11}  result"
+        f"{'N':>7}{'K':>4}{'before s':>10}{'before GiB':>14}{'after s':>9}{'after GiB':>11}"
+        f"{'sinkhorn s':>12}{'sinkhorn GiB':>14}  result (old -> colgen; sinkhorn)"
     )
-    for n in (100, 400, 2_000, 10_000):
+    for n in sizes:
         for k in (5, 10):
             cells = {}
-            for which in ("old", "new"):
+            for which in ("old", "new", "sinkhorn"):
                 need = 2 * (n * (n - 1) // 2) * n * 8 / 2**30  # the old dense constraint matrix
                 if which == "old" and (need > 8 or n > 400):
                     cells[which] = ("-", f"needs {need:.1f}", "MemoryError")
@@ -277,7 +287,11 @@ def bench_smce(time_limit: float) -> None:
                 sec, gib, res = last.strip().splitlines()[-1].split(" ", 2)
                 cells[which] = (sec, gib, res)
             (ob, om, ores), (nb, nm, nres) = cells["old"], cells["new"]
-            print(f"{n:>7}{k:>4}{ob:>10}{om:>14}{nb:>9}{nm:>11}  {ores} -> {nres}")
+            sb, sm, sres = cells["sinkhorn"]
+            print(
+                f"{n:>7}{k:>4}{ob:>10}{om:>14}{nb:>9}{nm:>11}{sb:>12}{sm:>14}"
+                f"  {ores} -> {nres}; {sres}"
+            )
 
 
 if __name__ == "__main__":
@@ -287,6 +301,8 @@ if __name__ == "__main__":
         _smce_cell(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]))
     elif "--smce" in sys.argv:
         i = sys.argv.index("--smce-time-limit") if "--smce-time-limit" in sys.argv else -1
-        bench_smce(float(sys.argv[i + 1]) if i > 0 else 60.0)
+        j = sys.argv.index("--smce-n") if "--smce-n" in sys.argv else -1
+        sizes = tuple(int(x) for x in sys.argv[j + 1].split(",")) if j > 0 else None
+        bench_smce(float(sys.argv[i + 1]) if i > 0 else 60.0, *([sizes] if sizes else []))
     else:
         main()

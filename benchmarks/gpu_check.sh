@@ -8,7 +8,7 @@ PY=${PY:-.venv/bin/python}
 export W2S_CACHE_DIR=${W2S_CACHE_DIR:-$OUT/cache} W2S_DEVICE=cuda
 nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1
 # 1. CUDA tests of the scale work (stacked training under bf16) and the pipeline on CUDA (~1 min)
-timeout 90 $PY -m pytest -q -m cuda tests/test_scale.py tests/test_experiment.py \
+timeout 90 $PY -m pytest -q -m cuda tests/robustness/test_scale.py tests/engine/test_experiment.py \
   > "$OUT/cuda_tests.txt" 2>&1
 # 2. batched vs one at a time, MiniLM-L6 full fine-tune, 8 and 32 runs (~2 min)
 for m in 8 32; do

@@ -1,7 +1,7 @@
 """w2s_utils: the library behind the weak-to-strong generalization companion book.
 
 The folders are layers; a module imports only from its own layer or the ones above it in this list
-(``tests/test_layers.py`` checks it):
+(``tests/house/test_layers.py`` checks it):
 
 1. :mod:`w2s_utils._validate` -- one home for input checks (shapes, probabilities, labels)
 2. :mod:`w2s_utils.metrics` -- divergences, classification, calibration, W2S summaries, intervals

@@ -79,7 +79,7 @@ def load(module: str) -> ModuleType:
     """Import the library module ``module`` by name.
 
     The one documented exception to the house rule "no function-level imports of the library"
-    (``tests/test_layers.py`` allows exactly this function, and counts the modules named in
+    (``tests/house/test_layers.py`` allows exactly this function, and counts the modules named in
     :data:`COMMANDS` as this module's imports for the layering check): the dispatcher imports a
     subcommand's module only when it is chosen, so that ``w2s check`` never loads the engine.
     """

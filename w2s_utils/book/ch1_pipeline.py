@@ -16,10 +16,7 @@ so that gain = interaction - eps (Lemma 1).
 
 from __future__ import annotations
 
-import hashlib
-import inspect
-import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -29,9 +26,15 @@ from scipy import optimize, stats
 
 from w2s_utils._validate import check_int
 from w2s_utils.book import plots
+from w2s_utils.book.memo import cached_frame, frame_pieces
 from w2s_utils.book.results import names_where, verdict
-from w2s_utils.book.tables import Table, format_interval, format_number, present_table
-from w2s_utils.engine import cache
+from w2s_utils.book.tables import (
+    Table,
+    format_interval,
+    format_number,
+    present_table,
+    require_columns,
+)
 from w2s_utils.engine.models import describe_model
 
 __all__ = [
@@ -57,21 +60,14 @@ __all__ = [
 #: The three predictors of a run, in reading order, with the column of their accuracy.
 ROLES = {"weak": "acc_weak", "student": "acc_student", "ceiling": "acc_ceiling"}
 
+#: Where the tables this module reads come from (for the errors of a wrong table).
+_SOURCE = "the table of w2s_utils.analysis.paired_table (or per_run_table) of the chapter's runs"
 #: The columns of :func:`w2s_utils.analysis.paired_table` this module reads.
 _PAIRED_COLUMNS = ("dataset", "weak", "n_seeds", "n_test", "acc_gain", "gain", "eps", "interaction")
 
 
 def _require(table: pd.DataFrame, columns: Iterable[str], what: str) -> None:
-    if not isinstance(table, pd.DataFrame):
-        raise ValueError(f"{what}: expected a pandas DataFrame, got {type(table).__name__}")
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        raise ValueError(
-            f"{what}: lacks the columns {missing}; pass the table of "
-            "w2s_utils.analysis.paired_table (or per_run_table) of the chapter's runs"
-        )
-    if table.empty:
-        raise ValueError(f"{what}: is empty; pass the table of the chapter's runs")
+    require_columns(table, columns, what, nonempty=True, source=_SOURCE)
 
 
 def _ends(*names: str, seed_only: bool = False) -> tuple[str, ...]:
@@ -82,102 +78,6 @@ def _ends(*names: str, seed_only: bool = False) -> tuple[str, ...]:
 
 def _cell(row: Any) -> str:
     return f"{row.weak} on {row.dataset}"
-
-
-# ----------------------------------------------------------------------- the random-instance check
-
-
-def _source_digest(functions: Sequence[Callable[..., Any]]) -> list[str]:
-    out = []
-    for fn in functions:
-        if not callable(fn):
-            raise ValueError(f"depends_on: {fn!r} is not a function")
-        try:
-            text = inspect.getsource(fn)
-        except (OSError, TypeError):
-            raise ValueError(
-                f"depends_on: the source of {fn!r} cannot be read; pass functions defined in "
-                "Python files"
-            ) from None
-        out.append(hashlib.sha256(text.encode("utf-8")).hexdigest()[:16])
-    return out
-
-
-def cached_frame(
-    key: Mapping[str, Any],
-    compute: Callable[[], pd.DataFrame],
-    *,
-    depends_on: Sequence[Callable[..., Any]] = (),
-    kind: str = "book_checks",
-) -> pd.DataFrame:
-    """``compute()``'s table, memoised on disk (Chapter 1, the lemma's random-instance check).
-
-    The entry is keyed by ``key`` (the check's parameters: number of instances, how they are
-    drawn), by the *source code* of every function in ``depends_on`` (change the decomposition
-    and the check runs again instead of showing a stale "holds") and by the library's version
-    (:func:`w2s_utils.engine.cache.cached_arrays`). Numeric and boolean columns are stored as
-    arrays; a text column must hold one value (``result``, ``relation`` of a theory result) and
-    is stored in the entry's metadata. The table comes back with its columns in their order, the
-    same on the first call and on a read. ``table.attrs`` holds ``cached`` (read from the cache),
-    ``seconds`` (how long ``compute()`` took when the entry was made) and ``entry`` (its id), for
-    :func:`frame_pieces`.
-    """
-    if not isinstance(key, Mapping) or not key:
-        raise ValueError("key: give a non-empty mapping of the check's parameters")
-    if not callable(compute):
-        raise ValueError(f"compute: must be callable, got {type(compute).__name__}")
-    if not isinstance(kind, str) or not kind.strip():
-        raise ValueError("kind: give the cache folder a non-empty name")
-    full_key = {"table": dict(key), "source": _source_digest(list(depends_on))}
-    made: list[float] = []
-
-    def arrays_of() -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        t0 = time.perf_counter()
-        table = compute()
-        if not isinstance(table, pd.DataFrame) or table.empty:
-            raise ValueError("compute: must return a non-empty DataFrame (theory.sweep's table)")
-        arrays, constants = {}, {}
-        for col in table.columns:
-            values = table[col]
-            if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
-                arrays[f"col_{col}"] = values.to_numpy()
-            elif values.nunique(dropna=False) == 1:
-                constants[str(col)] = str(values.iloc[0])
-            else:
-                raise ValueError(
-                    f"compute: column {col!r} holds several texts; a cached check keeps numbers, "
-                    "booleans and constant texts only"
-                )
-        made.append(time.perf_counter() - t0)
-        meta = {"columns": [str(c) for c in table.columns], "constants": constants}
-        return arrays, {**meta, "seconds": made[-1]}
-
-    arrays, meta = cache.cached_arrays(full_key, kind, arrays_of)
-    table = pd.DataFrame(
-        {
-            col: meta["constants"][col] if col in meta["constants"] else arrays[f"col_{col}"]
-            for col in meta["columns"]
-        }
-    )
-    table.attrs.update(
-        cached=not made,
-        seconds=float(meta.get("seconds", 0.0)),
-        entry=f"{kind}/{cache.config_hash(full_key)}",
-    )
-    return table
-
-
-def frame_pieces(*tables: pd.DataFrame) -> list[tuple[str, float]]:
-    """``(entry, seconds)`` of the tables of :func:`cached_frame` that were read from the cache,
-    for :func:`w2s_utils.book.frame.glue_frame`, so that a warm build still reports the cold
-    time (Chapter 1, last cell)."""
-    out = []
-    for t in tables:
-        if not isinstance(t, pd.DataFrame) or "entry" not in t.attrs:
-            raise ValueError("tables: pass tables returned by cached_frame")
-        if t.attrs["cached"]:
-            out.append((str(t.attrs["entry"]), float(t.attrs["seconds"])))
-    return out
 
 
 def lemma_check_glue(check: pd.DataFrame) -> dict[str, Any]:

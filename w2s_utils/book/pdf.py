@@ -16,8 +16,8 @@ Route: the one-page HTML of the whole book, printed by Debian's Chromium.
    ``_build/html/w2s-book.pdf``, which the index page and every page's footer link.
 
 Nothing is fetched from the network: the page loads only local files (a request to any other
-host fails the build). ``tests/test_pdf.py`` checks the result with poppler's ``pdftotext`` and
-``pdfimages``.
+host fails the build). ``tests/browser/test_pdf.py`` checks the result with poppler's
+``pdftotext`` and ``pdfimages``.
 """
 
 from __future__ import annotations

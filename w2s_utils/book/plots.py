@@ -28,6 +28,8 @@ import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from w2s_utils.book.tables import require_columns
+
 __all__ = [
     "accuracy_by_model",
     "band_plot",
@@ -59,19 +61,6 @@ def set_style(context: str = "notebook", font_scale: float = 1.05) -> None:
             "legend.frameon": False,
         }
     )
-
-
-def _require_columns(df: pd.DataFrame, columns: Sequence[str | None], name: str = "df") -> None:
-    if not isinstance(df, pd.DataFrame):
-        raise ValueError(f"{name}: expected a pandas DataFrame, got {type(df).__name__}")
-    if df.empty:
-        raise ValueError(f"{name}: is empty; pass at least one row to plot")
-    missing = [c for c in columns if c is not None and c not in df.columns]
-    if missing:
-        raise ValueError(
-            f"{name}: missing column(s) {missing}; available columns are {list(df.columns)}. "
-            "Pass the right column names as keyword arguments"
-        )
 
 
 def _levels(series: pd.Series, order: Sequence[Any] | None) -> list[Any]:
@@ -140,7 +129,7 @@ def accuracy_by_model(
     ``student``, ``ceiling``/``strong`` get the book's role colours. Returns the figure; each panel
     holds one errorbar container per hue level.
     """
-    _require_columns(df, [x, value, lo, hi, hue, col])
+    require_columns(df, [x, value, lo, hi, hue, col], "df", nonempty=True)
     xs_all = _levels(df[x], order)
     hues = [None] if hue is None else _levels(df[hue], hue_order)
     fig, panels = _facets(
@@ -235,7 +224,7 @@ def decomposition_bars(
     parts = list(parts)
     if not parts:
         raise ValueError("parts: pass at least one column name to stack")
-    _require_columns(df, [x, col, total, total_lo, total_hi, *parts])
+    require_columns(df, [x, col, total, total_lo, total_hi, *parts], "df", nonempty=True)
     labels = dict(part_labels or {})
     xs_all = _levels(df[x], order)
     colors = sns.color_palette("Set2", len(parts))
@@ -412,7 +401,7 @@ def band_plot(
     sides of a bound (``lo`` = lower side, ``hi`` = upper side). Rows are sorted by ``x``. Returns
     the axes: one line per hue level and, when ``lo``/``hi`` are given, one band per hue level.
     """
-    _require_columns(df, [x, y, lo, hi, hue])
+    require_columns(df, [x, y, lo, hi, hue], "df", nonempty=True)
     if (lo is None) != (hi is None):
         raise ValueError("lo/hi: give both column names for a band, or neither")
     if ax is None:
@@ -479,7 +468,7 @@ def bound_band(
     across seeds), coloured by ``hue``. ``symlog=t`` uses a symmetric-log y axis, linear within
     ``[-t, t]``: bounds are often orders of magnitude wider than what they bound. Returns the axes.
     """
-    _require_columns(df, [x, value, lower, upper, lo, hi, hue])
+    require_columns(df, [x, value, lower, upper, lo, hi, hue], "df", nonempty=True)
     if (lo is None) != (hi is None):
         raise ValueError("lo/hi: give both column names for error bars, or neither")
     if symlog is not None and not symlog > 0:
@@ -572,7 +561,7 @@ def tightness_scatter(
     for two bounds against each other (below the line: ``y`` is the tighter one). With ``log``
     non-positive values cannot be drawn and are dropped (their count is given in the legend).
     """
-    _require_columns(df, [x, y, hue])
+    require_columns(df, [x, y, hue], "df", nonempty=True)
     if ax is None:
         _, ax = plt.subplots(figsize=(4.6, 4.2))
     data = df

@@ -3,7 +3,7 @@
 :func:`present_table` turns a DataFrame of numbers into a :class:`Table` of formatted strings that
 a notebook displays as HTML inside a scroll container (``div.w2s-table-wrap``, styled by
 ``book/_static/w2s.css``), so that a wide table scrolls within the text column instead of running
-past it. The rules, checked by ``tests/test_book_presentation.py`` and on the built site by the
+past it. The rules, checked by ``tests/book/test_presentation.py`` and on the built site by the
 browser test:
 
 - **Headers** are the reader's words, given as a mapping ``{column: header}`` whose order is the
@@ -28,7 +28,7 @@ from __future__ import annotations
 import html
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +45,7 @@ __all__ = [
     "format_number",
     "parse_format",
     "present_table",
+    "require_columns",
 ]
 
 #: The minus sign of printed numbers (U+2212), as in typeset mathematics.
@@ -144,6 +145,28 @@ def format_interval(
     if _is_missing(lo) or _is_missing(hi):
         return text
     return f"{text} [{format_number(lo, fmt)}, {format_number(hi, fmt)}]"
+
+
+def require_columns(
+    df: Any, columns: Iterable[str | None], what: str, *, nonempty: bool = False, source: str = ""
+) -> None:
+    """Check that ``df`` is a pandas DataFrame holding every column of ``columns`` (``None``
+    entries stand for optional columns not asked for and are skipped) and at least one row when
+    ``nonempty``; raise ``ValueError`` naming the argument ``what``, the missing
+    columns, the columns it has and, when given, ``source`` (where the right table comes from:
+    "the table of w2s_utils.analysis.paired_table"). Every chapter module checks its input
+    tables with it."""
+    if not isinstance(df, pd.DataFrame):
+        raise ValueError(f"{what}: expected a pandas DataFrame, got {type(df).__name__}")
+    where = f"; pass {source}" if source else ""
+    missing = [c for c in columns if c is not None and c not in df.columns]
+    if missing:
+        raise ValueError(
+            f"{what}: lacks the columns {missing} (missing columns; it has {list(df.columns)})"
+            f"{where}"
+        )
+    if nonempty and df.empty:
+        raise ValueError(f"{what}: is empty; pass at least one row{where}")
 
 
 @dataclass(frozen=True)

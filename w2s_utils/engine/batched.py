@@ -17,9 +17,9 @@ padded to the longest text among the M runs' batches (padding is masked, so only
 the matrix products changes), and dropout draws its masks from one random stream for all runs
 (``vmap(randomness="different")``: independent masks per run, but not the masks a separate run
 would draw). With dropout off the predictions match separate runs to float32 rounding
-(``tests/test_scale.py`` states the tolerance); with dropout on, a batched run is another draw of
-the same random procedure, which is why results of batched training are never stored under the
-reference loop's cache keys.
+(``tests/robustness/test_scale.py`` states the tolerance); with dropout on, a batched run is
+another draw of the same random procedure, which is why results of batched training are never
+stored under the reference loop's cache keys.
 """
 
 from __future__ import annotations

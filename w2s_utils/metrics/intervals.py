@@ -207,8 +207,8 @@ def seeds_and_test_interval(per_example, denominator=None, *, level: float = 0.9
     *sum* of the two half-widths (:class:`SeedsTestInterval` keeps both). Conservative by
     construction: when one kind of noise dominates it is that kind's own interval, when both
     matter it is wider than needed. Coverage, checked by simulation at 2, 3 and 5 seeds with seed
-    sd from 0 to well above the test error (``tests/test_intervals.py``): at least the nominal
-    level up to simulation error. No exact guarantee: from the two 95% parts alone only
+    sd from 0 to well above the test error (``tests/metrics/test_intervals.py``): at least the
+    nominal level up to simulation error. No exact guarantee: from the two 95% parts alone only
     1 - 2 x 0.05 = 90% follows (union bound). With 2 seeds the t quantile is 12.7, with 3 it is
     4.3: few seeds give wide intervals, honestly. One seed: NaN (run more seeds).
     """

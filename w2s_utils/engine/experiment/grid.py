@@ -113,8 +113,8 @@ def run_grid(
       an object whose ``submit`` returns ``ref.future()`` (a ``concurrent.futures.Future``).
 
     Workers import :mod:`w2s_utils` themselves: install the library (and the same torch) on
-    every node. The Dask path is tested (``tests/test_scale.py``, a ``LocalCluster``); the
-    submitit and Ray paths use the same two calls but were not run here.
+    every node. The Dask path is tested (``tests/robustness/test_scale.py``, a
+    ``LocalCluster``); the submitit and Ray paths use the same two calls but were not run here.
     """
     p = get_preset(preset)
     if executor is not None and not callable(getattr(executor, "submit", None)):

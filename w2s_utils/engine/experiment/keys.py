@@ -6,7 +6,7 @@ determines the stored arrays; datasets and local model folders enter by content
 (:func:`w2s_utils.engine.data.dataset_identity`, :func:`w2s_utils.engine.models.model_identity`).
 A piece trained by the stacked trainer has a key of its own (``"trainer": "stacked"``): with
 dropout it is another draw of the same procedure. Keys of the registered presets are pinned by
-``tests/test_ch3_calibration.py::test_default_config_key_is_unchanged``.
+``tests/engine/test_experiment.py::test_default_config_key_is_unchanged``.
 """
 
 from __future__ import annotations
