@@ -26,4 +26,4 @@ from __future__ import annotations
 
 #: The library's version (one home: ``pyproject.toml`` reads it). Part of every cache key
 #: (:func:`w2s_utils.engine.cache.versions_that_matter`): a new version means a cold rebuild.
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -453,7 +453,6 @@ def findings_glue(paired: pd.DataFrame, per_run: pd.DataFrame, setup: Any) -> di
             "n_comparisons": len(paired),
             "n_runs_iota_positive": int((per_run.interaction > 0).sum()),
             "n_runs_gain_positive": int((per_run.gain > 0).sum()),
-            "n_runs": len(per_run),
             "corr_eps_gain": float(np.corrcoef(per_run.eps, per_run.gain)[0, 1]),
         }
     )

@@ -246,8 +246,9 @@ def multiclass_calibration_bound(
 
     What is computed: each ``smCE_K`` exactly where :func:`multiclass_smooth_ce` closes its
     bracket (``K = 2`` always; ``K > 2`` up to a few thousand points in seconds), otherwise a
-    certified bracket (``time_limit``). The check then uses the side that makes it honest: the
-    left-hand side is the largest difference the brackets allow, so ``holds`` means the
+    certified bracket (column generation under ``time_limit``; without one, beyond a few
+    million source-sink arcs, the Sinkhorn bracket). The check then uses the side that makes it
+    honest: the left-hand side is the largest difference the brackets allow, so ``holds`` means the
     inequality is verified for every pair of values in the brackets, hence for the true ones;
     ``determined`` says whether the brackets were narrow enough to decide. ``method``,
     ``time_limit`` and ``max_memory`` are passed on (``time_limit`` to each predictor's call).
