@@ -75,10 +75,11 @@ pdf: $(STAMP) $(MATHJAX) chromium
 	@test -f _build/html/index.html || { echo "no site in _build/html: run 'make book' first" >&2; exit 1; }
 	$(PY) -m w2s_utils.book.pdf
 
-# a newcomer's first command: everything but the slow, executor and browser tests (about a minute)
+# a newcomer's first command: everything but the slow, executor and browser tests, on both cores
+# (under a minute on an idle 2-core box)
 test-fast: $(STAMP)
 	$(PY) -m ruff check w2s_utils tests benchmarks notebooks book/_ext
-	HYPOTHESIS_PROFILE=fast $(PY) -m pytest -q -m "not browser and not slow and not executor" --ignore=tests/browser
+	HYPOTHESIS_PROFILE=fast $(PY) -m pytest -q -n 2 -m "not browser and not slow and not executor" --ignore=tests/browser
 
 test: $(STAMP)
 	$(PY) -m ruff check w2s_utils tests benchmarks notebooks book/_ext

@@ -274,11 +274,12 @@ _FOREIGN_WRITER = textwrap.dedent(
     """
     import os, sys, time
     from pathlib import Path
+    from w2s_utils.engine import atomic
     from w2s_utils.engine import cache as C
 
     target, flag, fake = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] == "fake"
     if fake:  # another node: its own space, and a pid that is free on this one
-        C.process_space = lambda: "0123456789ab"
+        atomic.process_space = C.process_space = lambda: "0123456789ab"
         os.getpid = lambda: 999_999_999
     flag.with_suffix(".space").write_text(C.process_space())
 

@@ -269,3 +269,17 @@ def test_temperature_moves_binned_ece_across_a_bin_edge():
     assert np.all(np.abs(logit) > 0.4)  # unlike the escape teacher, whose log-odds are 0
     esc = theory.binned_ece_escape(0.1, n=10)
     torch.testing.assert_close(metrics.apply_temperature(esc.weak, 0.5), esc.weak)
+
+
+def test_multiclass_bound_with_a_round_budget_is_reproducible_and_certified():
+    # a budget of LP rounds (not seconds) gives the same brackets on every call and machine, and
+    # they contain the exact values (the all-arcs LP)
+    big = instances.multiclass_calibration_instance(np.random.default_rng(3), n_points=150, ks=(4,))
+    a = theory.multiclass_calibration_bound(**big, method="colgen", max_rounds=1)
+    b = theory.multiclass_calibration_bound(**big, method="colgen", max_rounds=1)
+    exact = theory.multiclass_calibration_bound(**big, method="lp")
+    assert a.as_dict() == b.as_dict()
+    for side in ("weak", "student"):
+        lo, hi = getattr(a, f"smce_{side}_lower"), getattr(a, f"smce_{side}_upper")
+        assert lo - 1e-9 <= getattr(exact, f"smce_{side}_lower") <= hi + 1e-9
+    assert a.holds and exact.holds

@@ -233,6 +233,7 @@ def multiclass_calibration_bound(
     tol: float = DEFAULT_TOL,
     method: str = "auto",
     time_limit: float | None = None,
+    max_rounds: int | None = None,
     max_memory: int = DEFAULT_MAX_MEMORY,
 ) -> MulticlassCalibrationBoundResult:
     """The calibration bound for ``K`` classes, checked with :func:`multiclass_smooth_ce`.
@@ -251,7 +252,9 @@ def multiclass_calibration_bound(
     honest: the left-hand side is the largest difference the brackets allow, so ``holds`` means the
     inequality is verified for every pair of values in the brackets, hence for the true ones;
     ``determined`` says whether the brackets were narrow enough to decide. ``method``,
-    ``time_limit`` and ``max_memory`` are passed on (``time_limit`` to each predictor's call).
+    ``time_limit``, ``max_rounds`` and ``max_memory`` are passed on to each predictor's call
+    (``max_rounds``, a number of LP rounds per class, is a budget that gives the same bracket on
+    every machine; ``time_limit`` one that depends on the machine's speed).
     """
     tol = _check_tol(tol)
     weak = _probs(weak, "weak")
@@ -259,8 +262,8 @@ def multiclass_calibration_bound(
     truth = {"labels": labels} if f_star is None else {"f_star": f_star}
     _, source = _target(weak.shape[1], weak, f_star, labels)
     opts = {"method": method, "time_limit": time_limit, "max_memory": max_memory}
-    sw = multiclass_smooth_ce(weak, **truth, **opts)
-    ss = multiclass_smooth_ce(student, **truth, **opts)
+    sw = multiclass_smooth_ce(weak, **truth, **opts, max_rounds=max_rounds)
+    ss = multiclass_smooth_ce(student, **truth, **opts, max_rounds=max_rounds)
     lhs = max(ss.upper - sw.lower, sw.upper - ss.lower, 0.0)
     lhs_lower = max(ss.lower - sw.upper, sw.lower - ss.upper, 0.0)
     exact = sw.exact and ss.exact

@@ -105,11 +105,11 @@ def multiclass_glue(
     ks: Sequence[int],
     n_points: int,
     k: int,
-    time_limit: float,
+    rounds: int,
 ) -> dict[str, Any]:
     """Chapter 3, section 'Numeric check on random instances' (multi-class part: the exact
-    instances ``multi`` with ``ks`` classes, and the one time-limited instance ``bracket`` of
-    ``n_points`` points and ``k`` classes, ``time_limit`` seconds per smooth CE)."""
+    instances ``multi`` with ``ks`` classes, and the one instance ``bracket`` of ``n_points``
+    points and ``k`` classes solved with ``rounds`` LP rounds of column generation per class)."""
     b = bracket.iloc[0]
     return {
         "chk_mc_n": len(multi),
@@ -119,7 +119,7 @@ def multiclass_glue(
         "mc_ks": ", ".join(str(int(x)) for x in ks),
         "br_n": int(n_points),
         "br_k": int(k),
-        "br_limit": float(time_limit),
+        "br_rounds": int(rounds),
         "br_exact": "exact values" if bool(b.exact) else "certified brackets, not exact values",
         "br_weak": f"[{b.smce_weak_lower:.3f}, {b.smce_weak_upper:.3f}]",
         "br_student": f"[{b.smce_student_lower:.3f}, {b.smce_student_upper:.3f}]",

@@ -56,14 +56,13 @@ from w2s_utils.engine.heads.config import (
     teacher_l2_of,
 )
 from w2s_utils.engine.heads.pipeline import (
-    HeadsResult,
     heads_from_features,
     pool_dataset,
     pooled_features,
-    results_table,
     run_heads,
 )
 from w2s_utils.engine.heads.reading import READING_SPLITS, gain_and_disagreement
+from w2s_utils.engine.heads.result import HeadsResult, results_table
 from w2s_utils.engine.heads.solvers import (
     LinearHead,
     fit_forward_head,

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from w2s_utils import metrics
-from w2s_utils.engine.heads.pipeline import HeadsResult
+from w2s_utils.engine.heads.result import HeadsResult
 
 __all__ = ["READING_SPLITS", "gain_and_disagreement"]
 
