@@ -41,7 +41,7 @@ PATCH = textwrap.dedent(
         for i in range(400):
             y = i % 2
             adj = rng.choice(_POS if y else _NEG)
-            noun = rng.choice(NOUNS)
+            noun = rng.choice(_NOUNS)
             texts.append(f"the {{noun}} was {{adj}} number {{i}}")
             labels.append(y if rng.random() > 0.1 else 1 - y)
         ids = tuple(data.text_id(t) for t in texts)
