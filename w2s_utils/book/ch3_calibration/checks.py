@@ -24,7 +24,7 @@ def escape_table(escape: pd.DataFrame) -> Table:
             "delta": "δ",
             "smce_weak": "smCE teacher",
             "smce_student": "smCE student",
-            "bound_abs": "band 2 E|p_sw − p_w|",
+            "bound_abs": "band 2 E|p(student) − p(teacher)|",
             "bound_eps": "√(2ε)",
             "ece_weak": "ECE teacher",
             "ece_student": "ECE student",

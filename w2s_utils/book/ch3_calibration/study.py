@@ -284,7 +284,7 @@ def planted_table(planted: pd.DataFrame) -> Table:
             "seed": "Seed",
             "smce_weak": "smCE teacher",
             "smce_student": "smCE student",
-            "bound_abs": "band 2 E|p_sw − p_w|",
+            "bound_abs": "band 2 E|p(student) − p(teacher)|",
             "ece_weak": "ECE teacher (vs F*)",
             "tv_weak": "E TV(F*, F_w)",
             "err_weak": "Err(F_w)",
