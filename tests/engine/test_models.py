@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests._synthetic import tiny_bert
 from w2s_utils.engine import models
 from w2s_utils.engine.features import TextFeatureStore
 from w2s_utils.engine.models import MODEL_NAMES, get_model
@@ -237,20 +238,7 @@ def test_hub_name_unreachable_fails_fast_with_a_whole_message(monkeypatch):
 def _tiny_bert(folder: Path) -> Path:
     """A 2-layer, width-16 BERT with random weights and the packaged MiniLM tokenizer, written
     with save_pretrained (nothing downloaded)."""
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    torch.manual_seed(0)
-    cfg = BertConfig(
-        vocab_size=30522,
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=64,
-    )
-    BertModel(cfg).save_pretrained(folder)
-    AutoTokenizer.from_pretrained(models.minilm_path()).save_pretrained(folder)
-    return folder
+    return tiny_bert(folder, seed=0, layers=2)
 
 
 _FROM_CACHE = """
